@@ -1,0 +1,33 @@
+"""Dense and causal attention: the O(n²) baselines every sparse pattern is measured against."""
+from __future__ import annotations
+
+from .base import Pattern, check_n
+
+
+class Dense(Pattern):
+    """Every query attends to every key."""
+
+    causal = False
+
+    def allowed(self, i, j, n):
+        return (i >= 0) | (j >= 0)  # all True, shaped like the broadcast of i and j
+
+    def num_pairs(self, n) -> int:
+        n = check_n(n)
+        return n * n
+
+
+class Causal(Pattern):
+    """Query i attends to keys j <= i (autoregressive decoding)."""
+
+    causal = True
+
+    def allowed(self, i, j, n):
+        return j <= i
+
+    def band(self, n):
+        return (max(n - 1, 0), 0)
+
+    def num_pairs(self, n) -> int:
+        n = check_n(n)
+        return n * (n + 1) // 2
