@@ -11,11 +11,13 @@ PORT     ?= 8888
 
 .PHONY: install lab test test-unit test-notebooks test-exercises test-browser exercises bench-cpu clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt tools/lab_overrides.json
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name saattn-edu --display-name "Python (saattn-edu)" >/dev/null
+	# No news toast, no kernel dialog: JupyterLab opens straight onto the course.
+	mkdir -p $(VENV)/share/jupyter/lab/settings && cp tools/lab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $(STAMP)
 
 install: $(STAMP)
