@@ -56,7 +56,7 @@ def lab(tmp_path_factory):
             shutil.copytree(ROOT / name, served / name, ignore=shutil.ignore_patterns("__pycache__", "out"))
     home = tmp_path_factory.mktemp("home")  # Jupyter and matplotlib write nothing outside
     token, port = secrets.token_hex(16), _free_port()
-    env = dict(os.environ, HOME=str(home), JUPYTER_RUNTIME_DIR=str(home / "runtime"), MPLBACKEND="Agg")
+    env = dict(os.environ, HOME=str(home), JUPYTER_RUNTIME_DIR=str(home / "runtime"))
     cmd = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
         "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={served}",

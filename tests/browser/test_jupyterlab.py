@@ -37,18 +37,23 @@ MODEL_SUMMARY_JS = """() => {
   return out;
 }"""
 
-# What the page shows: widget outputs that rendered as widgets, plotly outputs that drew a plot.
-DOM_SUMMARY_JS = """([panelSel, widgetMime, plotlyMime]) => {
+# What the page shows. JupyterLab gives widget and plotly outputs no data-mime-type, so they are found by the
+# classes their renderers add; a widget that failed to render falls back to its text repr ("VBox(children=...").
+DOM_SUMMARY_JS = """(panelSel) => {
   const panel = document.querySelector(panelSel);
-  const widgetOuts = [...panel.querySelectorAll(`.jp-OutputArea-output[data-mime-type="${widgetMime}"]`)];
-  const plotlyOuts = [...panel.querySelectorAll(`.jp-OutputArea-output[data-mime-type="${plotlyMime}"]`)];
+  const outs = [...panel.querySelectorAll('.jp-OutputArea-output')];
+  const topLevel = o => o.parentElement.closest('.jupyter-widgets') === null;
+  const widgetViews = outs.filter(o => topLevel(o) && o.querySelector(':scope > .jupyter-widgets'));
+  const textReprs = outs.filter(o => o.getAttribute('data-mime-type') === 'text/plain'
+      && /^(VBox|HBox|Box|Tab|Accordion|Output|IntSlider|FloatSlider|Dropdown|Button|interactive)\(/.test(o.innerText.trim()));
+  const plots = outs.filter(o => o.classList.contains('jp-RenderedPlotly'));
   return {
-    widgets: widgetOuts.length,
-    widgetsRendered: widgetOuts.filter(o => o.querySelector('.jupyter-widgets, .widget-box, [class*="widget-"]')).length,
-    widgetErrors: widgetOuts.filter(o => /Error displaying widget|Loading widget/.test(o.innerText)).length,
-    plotly: plotlyOuts.length,
-    plotlyRendered: plotlyOuts.filter(o => o.querySelector('.js-plotly-plot .main-svg')).length,
-    sliders: panel.querySelectorAll('.widget-slider').length,
+    widgets: widgetViews.length,
+    widgetTextReprs: textReprs.length,
+    widgetErrors: outs.filter(o => /Error displaying widget/.test(o.innerText)).length,
+    plotly: plots.length,
+    plotlyRendered: plots.filter(o => o.querySelector('.main-svg')).length,
+    figureReprs: outs.filter(o => /^<Figure size/.test(o.innerText.trim())).length,
   };
 }"""
 
@@ -78,7 +83,7 @@ def dom_summary(page, expect_plotly: int, timeout_s: float = 30.0) -> dict:
     """Wait (bounded) until every plotly output has drawn, then read the page."""
     deadline = time.monotonic() + timeout_s
     while True:
-        dom = page.evaluate(DOM_SUMMARY_JS, [PANEL, WIDGET_MIME, PLOTLY_MIME])
+        dom = page.evaluate(DOM_SUMMARY_JS, PANEL)
         if dom["plotlyRendered"] >= expect_plotly or time.monotonic() > deadline:
             return dom
         page.wait_for_timeout(500)
@@ -94,6 +99,38 @@ def test_notebook_runs_and_renders_in_jupyterlab(lab, page, rel):
     dom = dom_summary(page, expect_plotly=model["plotly"])
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / (rel.replace("/", "__") + ".png")))
-    assert dom["widgetErrors"] == 0, f"{rel}: widgets failed to render: {dom}"
-    assert dom["widgetsRendered"] == dom["widgets"] >= model["widgets"], f"{rel}: widget outputs not rendered: {dom}"
-    assert dom["plotlyRendered"] == dom["plotly"] >= model["plotly"], f"{rel}: plotly figures not drawn: {dom}"
+    assert dom["widgetErrors"] == dom["widgetTextReprs"] == 0, f"{rel}: widgets shown as text or errors: {dom}"
+    assert dom["widgets"] == model["widgets"], f"{rel}: {model['widgets']} widget outputs, {dom['widgets']} drawn"
+    assert dom["plotlyRendered"] == dom["plotly"] == model["plotly"], f"{rel}: plotly figures not drawn: {dom}"
+    assert dom["figureReprs"] == 0, f"{rel}: matplotlib figures shown as text: {dom}"
+
+
+EXPLORER_JS = """(panelSel) => {
+  const panel = document.querySelector(panelSel);
+  const box = [...panel.querySelectorAll('.jp-OutputArea-output > .jupyter-widgets')]
+      .find(w => w.querySelector('.widget-slider') && w.querySelector('.widget-dropdown'));
+  if (!box) return null;
+  return {images: [...box.querySelectorAll('img')].map(i => i.src.length + ':' + i.src.slice(-64)).join('|'),
+          text: box.innerText};
+}"""
+
+
+@pytest.mark.browser
+def test_explorer_redraws_when_a_slider_moves(lab, page):
+    rel = "notebooks/01_patterns_gallery.ipynb"
+    open_notebook(page, lab, rel)
+    assert run_all(page)["errors"] == []
+    before = page.evaluate(EXPLORER_JS, PANEL)
+    assert before is not None and before["images"], "the explorer panel (sliders + dropdown + figures) is not on the page"
+    slider = page.locator(f"{PANEL} .widget-slider", has=page.locator(".widget-label", has_text="window")).first
+    slider.scroll_into_view_if_needed()
+    slider.locator(".noUi-handle").first.focus()
+    for _ in range(8):  # noUiSlider moves one step per key press
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(f"(b) => {{ const a = ({EXPLORER_JS})('{PANEL}'); return a && a.images !== b.images; }}",
+                           arg=before, timeout=30_000)
+    after = page.evaluate(EXPLORER_JS, PANEL)
+    assert after["text"] != before["text"], "the explorer's numbers did not change with the window"
+    slider.screenshot(path=str(SCREENSHOTS / "explorer_slider.png"))
+    page.locator(f"{PANEL} .jp-OutputArea-output > .jupyter-widgets").first.screenshot(
+        path=str(SCREENSHOTS / "explorer.png"))
