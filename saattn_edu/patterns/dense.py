@@ -1,7 +1,11 @@
 """Dense and causal attention: the O(n²) baselines every sparse pattern is measured against."""
 from __future__ import annotations
 
-from .base import Pattern, check_n
+import math
+
+import numpy as np
+
+from .base import Pattern, check_block, check_n
 
 
 class Dense(Pattern):
@@ -15,6 +19,10 @@ class Dense(Pattern):
     def num_pairs(self, n) -> int:
         n = check_n(n)
         return n * n
+
+    def block_layout(self, n, block) -> np.ndarray:
+        nb = math.ceil(check_n(n) / check_block(block))
+        return np.ones((nb, nb), dtype=bool)
 
 
 class Causal(Pattern):
@@ -31,3 +39,7 @@ class Causal(Pattern):
     def num_pairs(self, n) -> int:
         n = check_n(n)
         return n * (n + 1) // 2
+
+    def block_layout(self, n, block) -> np.ndarray:
+        nb = math.ceil(check_n(n) / check_block(block))
+        return np.tril(np.ones((nb, nb), dtype=bool))

@@ -1,0 +1,18 @@
+"""NumPy attention references (shapes (..., n, d)): the ground truth the Torch and Triton paths are tested on.
+
+    from saattn_edu import reference as R
+    R.dense_attention(q, k, v, mask=None)            # O(n²) time and memory
+    R.sparse_attention(q, k, v, pattern_or_csr)      # O(nnz·d) time, chunked memory
+    R.block_sparse_attention(q, k, v, layout, block) # whole tiles on or off
+    R.flash_attention(q, k, v, return_lse=True)      # tiled online softmax
+    R.merge_partials(out_a, lse_a, out_b, lse_b)     # combine attention over two key sets
+"""
+from ._softmax import merge_partials
+from .block_sparse import block_sparse_attention
+from .dense import dense_attention
+from .flash import flash_attention
+from .sparse import sparse_attention
+
+__all__ = [
+    "dense_attention", "sparse_attention", "block_sparse_attention", "flash_attention", "merge_partials",
+]
