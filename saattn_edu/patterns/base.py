@@ -58,6 +58,7 @@ def lookup(table: np.ndarray, *indices):
     if _is_torch(indices[0]):
         import torch
 
+        table = table if table.flags.writeable else table.copy()  # torch warns on read-only arrays
         t = torch.as_tensor(table, device=indices[0].device)
         idx = tuple(torch.clamp(ix, 0, size - 1) for ix, size in zip(indices, table.shape))
         return t[idx]
@@ -120,16 +121,31 @@ def index_dtype(n: int):
     return np.int32 if n < 2**31 else np.int64
 
 
-def csr_from_rows(n: int, row_chunks) -> CSR:
-    """Concatenate CSR pieces given as (row_lengths, indices) per consecutive chunk of rows."""
-    lengths, indices = [], []
-    for ln, ix in row_chunks:
-        lengths.append(ln)
-        indices.append(ix.astype(index_dtype(n), copy=False))
+def csr_from_rows(n: int, row_chunks, nnz: int | None = None) -> CSR:
+    """Concatenate CSR pieces given as (row_lengths, indices) per consecutive chunk of rows.
+
+    With `nnz` known up front the pieces are written into one preallocated array, so the peak memory is the
+    CSR itself plus one chunk (collecting the pieces and concatenating them would hold the CSR twice).
+    """
+    if nnz is None:
+        lengths, indices = [], []
+        for ln, ix in row_chunks:
+            lengths.append(ln)
+            indices.append(ix.astype(index_dtype(n), copy=False))
+        idx = np.concatenate(indices) if indices else np.zeros(0, dtype=index_dtype(n))
+    else:
+        lengths, idx, at = [], np.empty(nnz, dtype=index_dtype(n)), 0
+        for ln, ix in row_chunks:
+            if at + len(ix) > nnz:
+                raise RuntimeError(f"num_pairs(n={n}) = {nnz} disagrees with the neighbour lists (bug)")
+            idx[at : at + len(ix)] = ix
+            lengths.append(ln)
+            at += len(ix)
+        if at != nnz:
+            raise RuntimeError(f"num_pairs(n={n}) = {nnz} disagrees with the neighbour lists ({at}) (bug)")
     indptr = np.zeros(n + 1, dtype=np.int64)
     if lengths:
         np.cumsum(np.concatenate(lengths), out=indptr[1:])
-    idx = np.concatenate(indices) if indices else np.zeros(0, dtype=index_dtype(n))
     return CSR(indptr, idx)
 
 
@@ -175,7 +191,11 @@ class Pattern(abc.ABC):
         band = self.band(n)
         if band is not None:
             return self._neighbors_in_band(n, *band)
-        return csr_from_rows(n, self._rule_chunks(n, np.arange(n)[None, :]))
+        return csr_from_rows(n, self._rule_chunks(n, np.arange(n)[None, :]), self._known_nnz(n))
+
+    def _known_nnz(self, n: int):
+        """num_pairs(n) when a subclass gives it in closed form (lets neighbors preallocate), else None."""
+        return self.num_pairs(n) if type(self).num_pairs is not Pattern.num_pairs else None
 
     def _neighbors_in_band(self, n: int, left: int, right: int) -> CSR:
         offsets = np.arange(-left, right + 1)[None, :]  # (1, width)
@@ -183,7 +203,7 @@ class Pattern(abc.ABC):
         def cols_for(i):  # keys i+offset; out-of-range ones are masked below
             return i + offsets
 
-        return csr_from_rows(n, self._rule_chunks(n, None, cols_for))
+        return csr_from_rows(n, self._rule_chunks(n, None, cols_for), self._known_nnz(n))
 
     def _rule_chunks(self, n: int, cols, cols_for=None):
         """Yield (row_lengths, indices) for consecutive row chunks, evaluating the rule on candidate columns."""

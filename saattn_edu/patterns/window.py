@@ -1,7 +1,9 @@
 """Sliding and dilated windows (Longformer, Mistral): each query sees a fixed-width neighbourhood, O(n·w)."""
 from __future__ import annotations
 
-from .base import Pattern, check_bool, check_int, check_n
+import numpy as np
+
+from .base import _CHUNK_ELEMENTS, CSR, Pattern, check_bool, check_int, check_n, index_dtype
 
 
 def _window_pairs(n: int, reach_left: int, reach_right: int) -> int:
@@ -11,6 +13,26 @@ def _window_pairs(n: int, reach_left: int, reach_right: int) -> int:
         r = min(reach, max(n - 1, 0))
         total += r * n - r * (r + 1) // 2
     return total + n  # the diagonal
+
+
+def _band_csr(n: int, left: int, right: int) -> CSR:
+    """Row i holds keys max(0, i-left) .. min(n-1, i+right), written chunk by chunk into one preallocated array.
+
+    Rows are contiguous ranges, so no rule evaluation is needed: a million rows of 256 keys take ~1 s and the
+    peak memory is the CSR itself plus one chunk.
+    """
+    i = np.arange(n, dtype=np.int64)
+    lo = np.maximum(i - left, 0)  # (n,) first key of every row
+    lengths = np.minimum(i + right, n - 1) - lo + 1  # (n,)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    indices = np.empty(int(indptr[-1]), dtype=index_dtype(n))
+    rows_per_chunk = max(1, _CHUNK_ELEMENTS // (left + right + 1))
+    for a in range(0, n, rows_per_chunk):
+        b = min(n, a + rows_per_chunk)  # key at flat position t of row r is t + (lo[r] - indptr[r])
+        shift = np.repeat(lo[a:b] - indptr[a:b], lengths[a:b])
+        indices[indptr[a] : indptr[b]] = shift + np.arange(indptr[a], indptr[b])
+    return CSR(indptr, indices)
 
 
 class SlidingWindow(Pattern):
@@ -37,6 +59,9 @@ class SlidingWindow(Pattern):
 
     def num_pairs(self, n) -> int:
         return _window_pairs(check_n(n), *self._reach())
+
+    def neighbors(self, n) -> CSR:
+        return _band_csr(check_n(n), *self._reach())
 
 
 class DilatedWindow(Pattern):

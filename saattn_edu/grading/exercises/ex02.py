@@ -1,0 +1,210 @@
+"""Checks for exercises/02_local_attention.ipynb: window masks, CSR neighbour lists, gather attention, its scaling."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from saattn_edu import complexity as C
+from saattn_edu import patterns as P
+from saattn_edu import reference as R
+from saattn_edu.reference import block_sparse as _block_sparse
+from saattn_edu.reference import dense as _dense
+from saattn_edu.reference import flash as _flash
+from saattn_edu.reference import sparse as _sparse
+
+from ..compare import ArrayClose, ArrayEqual, CSREqual, Verdict
+from ..guard import LibraryCall, call_with_timeout, tripwire
+from ..spec import Case, Question
+from .ex01 import _dilated_case, _window_case, forbid_pattern_api
+
+MAX_EXPONENT = 1.3  # a correct O(n·w) gather fits ≈ 1.0; dense work would fit ≈ 2
+# Sizes where a gather's arrays (n·w·d floats) stay in the CPU caches: beyond ~5 MB cache misses bend the curve up
+# (measured: 1.1 to 1.6 at n = 16k..128k on a busy 2-core machine, against 0.9 to 1.0 here).
+TIMING_NS = (512, 1024, 2048, 4096, 8192)
+TIMING_WINDOW, TIMING_D = 9, 16
+TIMING_BUDGET = 60.0  # seconds for the whole timing check (a Python loop over rows still fits)
+
+
+def forbid_attention_api() -> list:
+    """The pattern views (ex01) and every attention routine of the reference: the learner writes the gather."""
+    targets = forbid_pattern_api()
+    targets += [(R, name) for name in ("dense_attention", "sparse_attention", "block_sparse_attention",
+                                       "flash_attention")]
+    targets += [(_dense, "dense_attention"), (_sparse, "sparse_attention"), (_sparse, "_gather_attention"),
+                (_sparse, "_band_attention"), (_block_sparse, "block_sparse_attention"),
+                (_flash, "flash_attention")]
+    return targets
+
+
+# ---- references ------------------------------------------------------------------------------------------------
+def _ref_attention(q, k, v, indptr, indices):
+    mask = P.CSR(np.asarray(indptr), np.asarray(indices)).to_mask(k.shape[0])
+    return R.dense_attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64), mask=mask)
+
+
+def _window_csr(n, window, causal=False):
+    c = P.SlidingWindow(window, causal).neighbors(n)
+    return c.indptr.astype(np.int64), c.indices.astype(np.int64)
+
+
+# ---- input generators ------------------------------------------------------------------------------------------
+def _neighbors_case(dilation=None, causal=None, wide=False, tiny=False):
+    base = _dilated_case(dilation=dilation, causal=causal, wide=wide)
+
+    def make(rng):
+        kw = base(rng)
+        if tiny:
+            kw["n"] = int(rng.integers(1, 3))
+        return kw
+
+    return make
+
+
+def _attention_case(kind):
+    def make(rng):
+        n, d = int(rng.integers(6, 40)), int(rng.integers(2, 17))
+        q, k, v = (rng.standard_normal((n, d)) for _ in range(3))
+        if kind == "window":
+            indptr, indices = _window_csr(n, int(rng.integers(1, 9)), causal=bool(rng.integers(2)))
+        else:
+            keep = rng.random((n, n)) < rng.uniform(0.1, 0.5)
+            if kind == "empty rows":
+                keep[rng.choice(n, size=max(1, n // 3), replace=False)] = False
+            c = P.CSR.from_mask(keep)
+            indptr, indices = c.indptr.astype(np.int64), c.indices.astype(np.int64)
+        if kind == "large logits":
+            q *= 100.0  # exp overflows unless each row's max is subtracted first
+        if kind == "float32":
+            q, k, v = (x.astype(np.float32) for x in (q, k, v))
+        return {"q": q, "k": k, "v": v, "indptr": indptr, "indices": indices}
+
+    return make
+
+
+# ---- the timing check ------------------------------------------------------------------------------------------
+def _timing_inputs(rng) -> list:
+    """(q, k, v, indptr, indices) for every size of TIMING_NS; built before the tripwire (they use the library)."""
+    out = []
+    for n in TIMING_NS:
+        q, k, v = (rng.standard_normal((n, TIMING_D)).astype(np.float32) for _ in range(3))
+        out.append((q, k, v, *_window_csr(n, TIMING_WINDOW)))
+    return out
+
+
+def _measure(fn, inputs, repeats) -> list:
+    """Fastest of `repeats` calls at every size (the run least disturbed by other programs)."""
+    return [C.time_fn(fn, *args, warmup=1, repeats=repeats).min for args in inputs]
+
+
+@dataclass
+class LinearTime:
+    """The learner's sparse_attention is right on a small case, and its time fits n^p with p < max_exponent."""
+
+    max_exponent: float = MAX_EXPONENT
+    budget: float = TIMING_BUDGET
+
+    def __call__(self, expected, got) -> Verdict:
+        if not callable(got):
+            return Verdict(False, [f"expected your function sparse_attention, got a {type(got).__name__}"])
+        rng = np.random.default_rng(0)
+        small = _attention_case("window")(rng)
+        want, inputs = _ref_attention(**small), _timing_inputs(rng)  # before the tripwire: they use the library
+        with tripwire(forbid_attention_api()) as calls:
+            out = call_with_timeout(got, dict(small), 10.0)
+            ran = out.error is None and not out.timed_out and not calls
+            right = ran and ArrayClose(1e-4, 1e-5)(want, out.value).ok
+            if right:
+                out = call_with_timeout(self._fit, {"fn": got, "inputs": inputs}, self.budget)
+        if ran and not right:
+            return Verdict(False, ["your sparse_attention gives wrong values: make exercise 4 pass first"])
+        if calls or isinstance(out.error, LibraryCall):
+            return Verdict(False, ["your function called the library's own solution: write it yourself with NumPy"])
+        if isinstance(out.error, NotImplementedError):
+            return Verdict(False, ["not attempted yet: sparse_attention still raises NotImplementedError"])
+        if out.error is not None:
+            return Verdict(False, [f"sparse_attention raised {type(out.error).__name__}: {out.error}"])
+        if out.timed_out:
+            return Verdict(False, [f"timing did not finish within {self.budget:g} s: is the work per row O(w)?"])
+        p, times = out.value
+        if p < self.max_exponent:
+            return Verdict(True)
+        shown = ", ".join(f"n={n}: {t * 1e3:.2f} ms" for n, t in zip(TIMING_NS, times))
+        return Verdict(False, [f"time grows as n^{p:.2f} (needs < {self.max_exponent}): {shown}",
+                               "a row should touch only its own keys: gather k[indices], never an (n, n) array"])
+
+    def _fit(self, fn, inputs):
+        times = _measure(fn, inputs, repeats=5)
+        p = C.fit_power_law(TIMING_NS, times)[0]
+        if self.max_exponent <= p < self.max_exponent + 0.4:  # near the line: a busy machine may have disturbed
+            times = [min(a, b) for a, b in zip(times, _measure(fn, inputs, repeats=5))]  # a size; measure again
+            p = C.fit_power_law(TIMING_NS, times)[0]
+        return p, times
+
+
+# ---- the questions ---------------------------------------------------------------------------------------------
+QUESTIONS = [
+    Question(
+        "sliding_window_mask", 1,
+        reference=lambda n, window, causal: P.SlidingWindow(window, causal).mask(n),
+        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
+        hint="d = np.arange(n)[:, None] - np.arange(n)[None, :] holds every offset i - j.",
+        cases=(
+            Case("non-causal, odd window", _window_case(parity=1, causal=False),
+                 hint="non-causal keeps |i - j| <= window // 2"),
+            Case("non-causal, even window", _window_case(parity=0, causal=False),
+                 hint="an even window reaches window // 2 on each side"),
+            Case("causal window", _window_case(causal=True), hint="causal keeps 0 <= i - j < window"),
+            Case("window at least as long as the sequence", _window_case(wide=True)),
+        ),
+    ),
+    Question(
+        "dilated_window_mask", 2,
+        reference=lambda n, window, dilation, causal: P.DilatedWindow(window, dilation, causal).mask(n),
+        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
+        hint="Keep (i - j) % dilation == 0, then apply the window rule to (i - j) // dilation.",
+        cases=(
+            Case("dilation 1 is the sliding window", _dilated_case(dilation=1)),
+            Case("non-causal, dilation 2 to 4", _dilated_case(causal=False)),
+            Case("causal, dilation 2 to 4", _dilated_case(causal=True),
+                 hint="causal keeps 0 <= (i - j) // dilation < window"),
+            Case("reach beyond the sequence", _dilated_case(wide=True)),
+        ),
+    ),
+    Question(
+        "window_neighbors", 3,
+        reference=lambda n, window, dilation, causal: P.DilatedWindow(window, dilation, causal).neighbors(n),
+        compare=CSREqual(), forbid=forbid_pattern_api,
+        hint="Offsets steps·dilation for steps in [-left, right]; keys j = i - offset, kept where 0 <= j < n.",
+        cases=(
+            Case("sliding window (dilation 1), non-causal", _neighbors_case(dilation=1, causal=False)),
+            Case("sliding window (dilation 1), causal", _neighbors_case(dilation=1, causal=True),
+                 hint="causal row i holds keys i - window + 1 .. i, clipped at 0"),
+            Case("dilated window", _neighbors_case(),
+                 hint="row i holds i + s·dilation for the allowed steps s, ascending"),
+            Case("window wider than the sequence", _neighbors_case(wide=True),
+                 hint="drop keys below 0 and at or above n; indptr counts what is left"),
+            Case("one or two tokens", _neighbors_case(tiny=True)),
+        ),
+    ),
+    Question(
+        "sparse_attention", 4, reference=_ref_attention, compare=ArrayClose(rtol=1e-4, atol=1e-5),
+        forbid=forbid_attention_api,
+        hint="Pad every row to the longest one: idx (n, m), valid (n, m); scores = einsum('nd,nmd->nm', q, k[idx]).",
+        cases=(
+            Case("sliding-window neighbour lists", _attention_case("window")),
+            Case("random neighbour lists", _attention_case("random")),
+            Case("rows with no keys", _attention_case("empty rows"),
+                 hint="a row with no keys returns zeros (not NaN): divide only where the sum is > 0"),
+            Case("large logits", _attention_case("large logits"),
+                 hint="subtract each row's max score before np.exp (padding excluded)"),
+            Case("float32 inputs", _attention_case("float32")),
+        ),
+    ),
+    Question(
+        "linear_time", 5, kind="value", answer_name="sparse_attention", points=3,
+        reference=lambda: {"ns": TIMING_NS, "window": TIMING_WINDOW, "d": TIMING_D},  # for the record
+        compare=LinearTime(),
+        hint="Work on the (n, m) gathered keys only; an (n, n) array anywhere makes the time quadratic.",
+    ),
+]

@@ -1,0 +1,142 @@
+"""Checks for exercises/03_global_tokens.ipynb: global tokens, Longformer's mask and cost, two-hop reachability."""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from saattn_edu import patterns as P
+from saattn_edu import viz as _viz
+
+from ..compare import ArrayEqual, IntEqual, NumberClose
+from ..spec import Case, Question
+from .ex01 import _global_case, _global_tokens, _n, forbid_pattern_api
+
+_receptive_field = importlib.import_module("saattn_edu.viz.receptive_field")  # viz exports a function by this name
+
+
+def forbid_graph_api() -> list:
+    """The pattern views and the library's reachability: the learner multiplies the matrices."""
+    return forbid_pattern_api() + [(_receptive_field, "reachability"), (_viz, "reachability"), (_receptive_field, "receptive_field"), (_viz, "receptive_field")]
+
+
+# ---- references ------------------------------------------------------------------------------------------------
+def _ref_two_hop(mask):
+    step = np.asarray(mask).astype(np.int64) | np.eye(len(mask), dtype=np.int64)  # residual stream
+    return (step @ step) > 0
+
+
+def _ref_longformer_mask(n, window, global_indices, dilation):
+    return P.Longformer(window, tuple(global_indices), dilation=dilation).mask(n)
+
+
+def _ref_longformer_pairs(n, window, global_indices):
+    return P.Longformer(window, tuple(global_indices)).num_pairs(n)
+
+
+# ---- input generators ------------------------------------------------------------------------------------------
+def _globals(rng, n, few=True):
+    idx = [int(x) for x in rng.choice(n, size=int(rng.integers(1, 5)) if few else 0, replace=False)]
+    return idx + idx[:1]  # one repeated: still one global token
+
+
+def _longformer_case(dilation=None, no_globals=False):
+    def make(rng):
+        n = _n(rng)
+        d = int(rng.integers(2, 4)) if dilation is None else dilation
+        return {"n": n, "window": int(rng.integers(1, 9)), "global_indices": [] if no_globals else _globals(rng, n),
+                "dilation": d}
+
+    return make
+
+
+def _reach_case(kind):
+    def make(rng):
+        n = _n(rng, 6, 40)
+        if kind == "window":
+            mask = P.SlidingWindow(int(rng.integers(2, 7))).mask(n)
+        elif kind == "window + global":
+            mask = (P.SlidingWindow(3) | P.GlobalTokens((int(rng.integers(n)),))).mask(n)
+        elif kind == "causal":
+            mask = P.SlidingWindow(int(rng.integers(2, 5)), causal=True).mask(n)
+        else:  # a sparse directed graph, some rows empty
+            mask = rng.random((n, n)) < 2.0 / n
+        return {"mask": mask}
+
+    return make
+
+
+def _pairs_case(huge=False, edge_globals=False, wide=False):
+    def make(rng):
+        n = int(rng.integers(10**6, 10**9)) if huge else _n(rng, 1, 60)
+        window = int(rng.integers(n, 3 * n + 1)) if wide else int(rng.integers(1, min(n, 2048) + 1))
+        if edge_globals:  # the first and last tokens and one near the start: windows overlap at the ends
+            g = sorted({0, n - 1, min(n - 1, int(rng.integers(0, 4)))})
+        else:
+            g = [int(x) for x in rng.choice(min(n, 10**6), size=min(n, int(rng.integers(1, 6))), replace=False)]
+            g += g[:1]
+        return {"n": n, "window": window, "global_indices": g}
+
+    return make
+
+
+# ---- the questions ---------------------------------------------------------------------------------------------
+QUESTIONS = [
+    Question(
+        "global_tokens_mask", 1,
+        reference=lambda n, indices: _global_tokens()(indices).mask(n),
+        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
+        hint="A boolean vector g marks the global positions; g[:, None] | g[None, :] is the mask.",
+        cases=(
+            Case("one global token at position 0", _global_case("first")),
+            Case("a few global tokens, unsorted, one repeated", _global_case("few"),
+                 hint="a repeated index is still one global token"),
+            Case("no global tokens", _global_case("none"), hint="an empty list gives an all-False mask"),
+            Case("every token global", _global_case("all")),
+        ),
+    ),
+    Question(
+        "longformer_mask", 2, reference=_ref_longformer_mask, compare=ArrayEqual("b"), forbid=forbid_pattern_api,
+        hint="The dilated-window rule on d = i - j, OR the global rows and columns.",
+        cases=(
+            Case("window only (no global tokens)", _longformer_case(dilation=1, no_globals=True),
+                 hint="with no global tokens this is the sliding window |i - j| <= window // 2"),
+            Case("window + global tokens", _longformer_case(dilation=1)),
+            Case("dilated window + global tokens", _longformer_case(),
+                 hint="dilated: (i - j) % dilation == 0 and |(i - j) // dilation| <= window // 2"),
+        ),
+    ),
+    Question(
+        "two_hop_reachable", 3, reference=_ref_two_hop, compare=ArrayEqual("b"), forbid=forbid_graph_api,
+        hint="Add the identity (the residual stream), then one boolean matrix product: (S @ S) > 0 with S as ints.",
+        cases=(
+            Case("sliding window", _reach_case("window"),
+                 hint="two window layers reach twice as far: |i - j| <= 2·(window // 2)"),
+            Case("window + one global token", _reach_case("window + global"),
+                 hint="with a hub every pair is connected in two hops"),
+            Case("causal window", _reach_case("causal")),
+            Case("sparse random graph, some rows empty", _reach_case("random"),
+                 hint="the diagonal is always reachable: the residual stream carries every token's own value"),
+        ),
+    ),
+    Question(
+        "longformer_num_pairs", 4, reference=_ref_longformer_pairs, compare=IntEqual(), forbid=forbid_pattern_api,
+        hint="window pairs + for each global x: (n - window keys of row x) twice, minus the global pairs (x, y) "
+             "outside the window, counted in both row x and column y.",
+        cases=(
+            Case("short sequences", _pairs_case()),
+            Case("globals at the ends of the sequence", _pairs_case(edge_globals=True),
+                 hint="row x's window holds min(h, x) + min(h, n - 1 - x) + 1 keys, h = window // 2"),
+            Case("window wider than the sequence", _pairs_case(wide=True),
+                 hint="then the window alone already allows all n² pairs"),
+            Case("a million tokens or more", _pairs_case(huge=True),
+                 hint="never build the mask: count the window in closed form and each global token alone"),
+        ),
+    ),
+    Question(
+        "q5", 5, kind="value", answer_name="q5_answer", points=2,
+        reference=lambda: int(np.ceil(99 / (9 // 2))),
+        compare=NumberClose(),
+        hint="Each SlidingWindow(9) layer moves information at most 9 // 2 = 4 tokens.",
+    ),
+]

@@ -1,0 +1,213 @@
+"""Checks for exercises/04_bigbird.ipynb: BigBird's block layout, its random blocks, path lengths and diameter."""
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from saattn_edu import patterns as P
+from saattn_edu import viz as _viz
+from saattn_edu.patterns import bigbird as _bigbird
+from saattn_edu.patterns import random_pattern as _random
+
+from ..compare import ArrayEqual, IntEqual, NumberClose, Verdict, _describe_type
+from ..spec import Case, Question
+from .ex01 import forbid_pattern_api
+
+_receptive_field = importlib.import_module("saattn_edu.viz.receptive_field")  # viz exports a function by this name
+
+
+def forbid_bigbird_api() -> list:
+    """The pattern views, BigBird's own draws and tables, and the library's reachability."""
+    targets = forbid_pattern_api() + [(_random, "draw_distinct"), (_bigbird, "draw_distinct")]
+    targets += [(P.BigBird, name) for name in ("random_blocks_for", "_draw", "block_table", "_col_blocks")]
+    targets += [(_receptive_field, "reachability"), (_viz, "reachability"), (_receptive_field, "receptive_field"), (_viz, "receptive_field")]
+    return targets + [(sys.modules[__name__], "hop_distances"), (sys.modules[__name__], "diameter")]
+
+
+# ---- references ------------------------------------------------------------------------------------------------
+def hop_distances(adj) -> np.ndarray:
+    """(n, n) fewest steps i -> ... -> j along adj (adj[i, k]: i attends to k); 0 on the diagonal, -1 if never."""
+    adj = np.asarray(adj, dtype=bool)
+    n = len(adj)
+    step = adj.astype(np.float32)  # (n, n)
+    dist = np.where(np.eye(n, dtype=bool), 0, -1).astype(np.int64)
+    reach = np.eye(n, dtype=bool)
+    for hops in range(1, n):
+        new = ((reach.astype(np.float32) @ step) > 0) & ~reach  # one more layer, only pairs not reached before
+        if not new.any():
+            break
+        dist[new] = hops
+        reach |= new
+    return dist
+
+
+def diameter(adj) -> int:
+    """Largest hop distance over all pairs; -1 when some pair is never connected."""
+    dist = hop_distances(adj)
+    return -1 if (dist < 0).any() else int(dist.max())
+
+
+def _bigbird_for(nb, window_blocks, global_blocks, random_blocks, seed):
+    return P.BigBird(block=1, window_blocks=window_blocks, global_blocks=global_blocks,
+                     random_blocks=random_blocks, seed=seed)  # block=1: one token per block, n = nb
+
+
+# ---- random blocks, graded by their properties -------------------------------------------------------------------
+def _candidates(bi, nb, half, g):
+    return [bj for bj in range(g, nb) if abs(bi - bj) > half]
+
+
+@dataclass
+class ValidRandomBlocks:
+    """(nb, r) ints: each non-global row's valid entries are min(r, #candidates) distinct candidates; -1 pads."""
+
+    def __call__(self, params, got) -> Verdict:
+        nb, w, g, r = (params[k] for k in ("nb", "window_blocks", "global_blocks", "random_blocks"))
+        if not isinstance(got, np.ndarray) or got.dtype.kind not in "iu":
+            return Verdict(False, [f"returned {_describe_type(got)}; expected an integer NumPy array"])
+        if got.shape != (nb, r):
+            return Verdict(False, [f"expected shape {(nb, r)} (one row per block, random_blocks columns), "
+                                   f"got shape {got.shape}"])
+        smallest_everywhere = nb - g > 3 * (w // 2 + 1) + r  # enough candidates that a random draw varies
+        for bi in range(nb):
+            why = _row_problem(bi, got[bi], nb, w // 2, g, r)
+            if why:
+                return Verdict(False, [f"row block {bi}: {why}", f"your row {bi}: {got[bi].tolist()}"])
+            cands = _candidates(bi, nb, w // 2, g)
+            smallest_everywhere &= bi < g or sorted(x for x in got[bi] if x >= 0) == cands[:r]
+        if smallest_everywhere and nb >= 40 and r > 0:
+            return Verdict(False, ["every row takes its smallest candidates: draw them at random (seeded rng)"])
+        return Verdict(True)
+
+
+def _row_problem(bi, row, nb, half, g, r) -> str:
+    picks = [int(x) for x in row if x >= 0]
+    if any(x < -1 for x in row):
+        return "entries must be block indices or -1 (padding)"
+    if bi < g:
+        return "" if not picks else f"global row blocks (bi < {g}) see everything: their row is all -1"
+    cands = set(_candidates(bi, nb, half, g))
+    bad = [x for x in picks if x not in cands]
+    if bad:
+        return (f"block {bad[0]} is not a candidate (must be >= {g}, < {nb}, and |{bi} - bj| > {half}: "
+                "outside the window and the globals)")
+    if len(set(picks)) != len(picks):
+        return "a block is drawn twice: draws must be distinct"
+    if len(picks) != min(r, len(cands)):
+        return f"expected {min(r, len(cands))} random blocks ({len(cands)} candidates), got {len(picks)}"
+    return ""
+
+
+# ---- input generators ------------------------------------------------------------------------------------------
+def _params(rng, nb_range=(3, 24), g=None, r=None, w=None):
+    return {"nb": int(rng.integers(*nb_range)), "window_blocks": int(rng.integers(1, 6)) if w is None else w,
+            "global_blocks": int(rng.integers(0, 3)) if g is None else g,
+            "random_blocks": int(rng.integers(1, 4)) if r is None else r}
+
+
+def _layout_case(**fixed):
+    def make(rng):
+        p = _params(rng, **fixed)
+        bb = _bigbird_for(p["nb"], p["window_blocks"], p["global_blocks"], p["random_blocks"],
+                          seed=int(rng.integers(0, 10**6)))
+        table = np.array(bb.random_blocks_for(p["nb"]))  # a writable copy of the library's seeded draw
+        return {"nb": p["nb"], "window_blocks": p["window_blocks"], "global_blocks": p["global_blocks"],
+                "random_table": table}
+
+    return make
+
+
+def _ref_layout_from_table(nb, window_blocks, global_blocks, random_table):
+    bb = _bigbird_for(nb, window_blocks, global_blocks, random_table.shape[1], seed=0)
+    bb._tables[nb] = np.asarray(random_table)  # the reference draws nothing: it uses this very table
+    return bb.block_layout(nb, 1)
+
+
+def _random_case(**fixed):
+    def make(rng):
+        return {**_params(rng, **fixed), "seed": int(rng.integers(0, 10**6))}
+
+    return make
+
+
+def _graph_case(kind):
+    def make(rng):
+        n = int(rng.integers(6, 40))
+        if kind == "window":
+            adj = P.SlidingWindow(int(rng.integers(3, 8))).mask(n)
+        elif kind == "bigbird":
+            adj = P.BigBird(block=2, window_blocks=3, global_blocks=int(rng.integers(0, 2)), random_blocks=1,
+                            seed=int(rng.integers(0, 10**6))).mask(2 * (n // 2))
+        elif kind == "directed":
+            adj = rng.random((n, n)) < 3.0 / n
+            adj[np.arange(n), (np.arange(n) + 1) % n] = True  # a directed cycle: connected one way round
+        else:  # disconnected: two windows that never meet
+            adj = np.zeros((n, n), dtype=bool)
+            h = n // 2
+            adj[:h, :h] = P.SlidingWindow(3).mask(h)
+            adj[h:, h:] = P.SlidingWindow(3).mask(n - h)
+        return {"adj": adj}
+
+    return make
+
+
+# ---- the questions ---------------------------------------------------------------------------------------------
+QUESTIONS = [
+    Question(
+        "bigbird_block_layout", 1, reference=_ref_layout_from_table, compare=ArrayEqual("b"),
+        forbid=forbid_bigbird_api,
+        hint="layout = (|bi - bj| <= window_blocks // 2) | (bi < g) | (bj < g); then set layout[bi, table[bi, k]] "
+             "for the entries that are not -1.",
+        cases=(
+            Case("window and global blocks, no random table entries", _layout_case(r=1, w=5, nb_range=(3, 6)),
+                 hint="a row whose candidates ran out holds -1: skip those"),
+            Case("BigBird's proportions: window 3, 2 global, 3 random", _layout_case(g=2, r=3, w=3)),
+            Case("no global blocks", _layout_case(g=0)),
+            Case("random parameters", _layout_case()),
+        ),
+    ),
+    Question(
+        "random_blocks", 2, reference=lambda nb, window_blocks, global_blocks, random_blocks, seed: dict(
+            nb=nb, window_blocks=window_blocks, global_blocks=global_blocks, random_blocks=random_blocks),
+        compare=ValidRandomBlocks(), forbid=forbid_bigbird_api,
+        hint="Per row: the candidates g..nb-1 outside |bi - bj| <= window_blocks // 2; "
+             "rng.choice(candidates, size=min(r, len), replace=False).",
+        cases=(
+            Case("BigBird's proportions on 48 to 64 blocks", _random_case(nb_range=(48, 65), g=2, r=3, w=3)),
+            Case("no global blocks", _random_case(g=0)),
+            Case("few blocks: candidates run out", _random_case(nb_range=(3, 7), w=3),
+                 hint="with fewer candidates than random_blocks, take them all and pad with -1"),
+            Case("random parameters", _random_case()),
+        ),
+    ),
+    Question(
+        "hop_distances", 3, reference=hop_distances, compare=ArrayEqual("i"), forbid=forbid_bigbird_api,
+        hint="Breadth-first from all queries at once: reach_{h} = reach_{h-1} | (reach_{h-1} @ adj), as ints > 0.",
+        cases=(
+            Case("sliding window", _graph_case("window"), hint="a window of w moves w // 2 tokens per hop"),
+            Case("BigBird (tokens)", _graph_case("bigbird")),
+            Case("directed graph", _graph_case("directed"),
+                 hint="adj[i, k] is one step from i to k; it need not be symmetric"),
+            Case("two parts that never meet", _graph_case("two parts"),
+                 hint="pairs never connected get -1; the diagonal is 0"),
+        ),
+    ),
+    Question(
+        "diameter", 4, reference=diameter, compare=IntEqual(), forbid=forbid_bigbird_api,
+        hint="The largest entry of hop_distances, or -1 when any entry is -1.",
+        cases=(
+            Case("sliding window", _graph_case("window")),
+            Case("BigBird (tokens)", _graph_case("bigbird")),
+            Case("directed graph", _graph_case("directed")),
+            Case("two parts that never meet", _graph_case("two parts"), hint="disconnected: -1"),
+        ),
+    ),
+    Question(
+        "q5", 5, kind="value", answer_name="q5_answer", points=2,
+        reference=lambda: (3 + 2 + 3) * 64, compare=NumberClose(),
+        hint="A query in a middle block sees 3 window blocks, 2 global blocks and 3 random blocks of 64 tokens.",
+    ),
+]

@@ -1,0 +1,95 @@
+"""Sparse Transformer patterns (Child et al. 2019): strided and fixed factorisations of attention, O(n·√n)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import CSR, Pattern, check_bool, check_int, check_n
+from .global_tokens import candidate_csr
+from .window import _window_pairs
+
+
+def _grid_pairs(n: int, stride: int) -> int:
+    """Pairs at offsets i - j = k·stride, k >= 2 (one side): sum over k of n - k·stride."""
+    k_max = (n - 1) // stride if n else 0
+    if k_max < 2:
+        return 0
+    return (k_max - 1) * n - stride * (k_max * (k_max + 1) // 2 - 1)
+
+
+class Strided(Pattern):
+    """Causal: 0 <= i-j <= stride, or (i-j) % stride == 0 and j <= i.  Non-causal: |i-j| <= stride or on grid."""
+
+    def __init__(self, stride: int, causal: bool = True):
+        self.stride = check_int("stride", stride, minimum=1)
+        self.causal = check_bool("causal", causal)
+
+    def _params(self):
+        return {"stride": self.stride, "causal": self.causal}
+
+    def allowed(self, i, j, n):
+        d = i - j
+        on_grid = d % self.stride == 0
+        if self.causal:
+            return ((d >= 0) & (d <= self.stride)) | (on_grid & (j <= i))
+        return (abs(d) <= self.stride) | on_grid
+
+    def num_pairs(self, n) -> int:
+        n, s = check_n(n), self.stride
+        if self.causal:
+            return _window_pairs(n, s, 0) + _grid_pairs(n, s)
+        return _window_pairs(n, s, s) + 2 * _grid_pairs(n, s)
+
+    def neighbors(self, n) -> CSR:
+        """The local band plus one key every `stride` positions: O(n·(stride + n/stride)) work."""
+        n, s = check_n(n), self.stride
+        band = np.arange(-s, 1 if self.causal else s + 1)[None, :]  # (1, 2s+1) offsets
+        grid = s * np.arange(-(-n // s) + 1)[None, :]  # (1, n/s) multiples of the stride
+
+        def candidates(i):
+            return [(i, i + band), (i, i % s + grid)]
+
+        return candidate_csr(self, n, candidates, band.shape[1] + grid.shape[1], self.num_pairs(n))
+
+
+class Fixed(Pattern):
+    """j // stride == i // stride, or j % stride >= stride - c (the 'summary' keys); and j <= i when causal."""
+
+    def __init__(self, stride: int, c: int, causal: bool = True):
+        self.stride = check_int("stride", stride, minimum=1)
+        self.c = check_int("c", c, minimum=1)
+        if self.c > self.stride:
+            raise ValueError(f"c must satisfy 1 <= c <= stride = {self.stride}, got {self.c}")
+        self.causal = check_bool("causal", causal)
+
+    def _params(self):
+        return {"stride": self.stride, "c": self.c, "causal": self.causal}
+
+    def allowed(self, i, j, n):
+        out = (j // self.stride == i // self.stride) | (j % self.stride >= self.stride - self.c)
+        if self.causal:
+            return out & (j <= i)
+        return out
+
+    def _summary_keys(self, n: int) -> np.ndarray:
+        keys = np.arange(n, dtype=np.int64)
+        return keys[keys % self.stride >= self.stride - self.c]  # (≈ n·c/stride,)
+
+    def num_pairs(self, n) -> int:
+        n, s = check_n(n), self.stride
+        sizes = np.minimum(s, n - s * np.arange(-(-n // s), dtype=np.int64))  # (nb,) rows per block
+        blocks = self._summary_keys(n) // s  # block of every summary key
+        if self.causal:  # own block: a triangle; a summary key j is also seen by every later block's rows
+            own = int((sizes * (sizes + 1) // 2).sum())
+            return own + int(np.maximum(0, n - (blocks + 1) * s).sum())
+        return int((sizes * sizes).sum()) + int((n - sizes[blocks]).sum())
+
+    def neighbors(self, n) -> CSR:
+        """Own block plus the summary keys: O(n·(stride + n·c/stride)) work."""
+        n, s = check_n(n), self.stride
+        own = np.arange(s)[None, :]  # (1, s)
+        summary = self._summary_keys(n)[None, :]  # (1, S)
+
+        def candidates(i):
+            return [(i, (i // s) * s + own), (i, summary)]
+
+        return candidate_csr(self, n, candidates, s + summary.shape[1], self.num_pairs(n))
