@@ -53,13 +53,31 @@ def _is_torch(x) -> bool:
     return type(x).__module__.startswith("torch")
 
 
+_DEVICE_TABLES: dict = {}  # (id(table), device) -> (table, tensor): one upload per table and device
+
+
+def _device_table(table: np.ndarray, device):
+    """The torch copy of `table` on `device`, made once and reused.
+
+    Compiled FlexAttention cannot create a tensor while it lowers the mask_mod ("Buffers cannot be created while
+    lowering"); the first, eager call (create_block_mask) uploads the table and the traced ones find it here.
+    """
+    import torch
+
+    key = (id(table), str(device))
+    hit = _DEVICE_TABLES.get(key)
+    if hit is None or hit[0] is not table:  # keeping the array in the entry keeps its id from being reused
+        hit = (table, torch.as_tensor(np.array(table), device=device))  # a writeable copy: torch warns otherwise
+        _DEVICE_TABLES[key] = hit
+    return hit[1]
+
+
 def lookup(table: np.ndarray, *indices):
     """`table[indices]` for NumPy or torch index arrays; indices are clamped into range (Flex pads sequences)."""
     if _is_torch(indices[0]):
         import torch
 
-        table = table if table.flags.writeable else table.copy()  # torch warns on read-only arrays
-        t = torch.as_tensor(table, device=indices[0].device)
+        t = _device_table(table, indices[0].device)
         idx = tuple(torch.clamp(ix, 0, size - 1) for ix, size in zip(indices, table.shape))
         return t[idx]
     idx = tuple(np.clip(ix, 0, size - 1) for ix, size in zip(indices, table.shape))

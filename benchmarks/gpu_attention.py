@@ -1,0 +1,346 @@
+"""GPU benchmark: the Triton block-sparse kernel vs compiled FlexAttention vs SDPA (flash causal, boolean mask).
+
+    python benchmarks/gpu_attention.py                      # B=1 H=16 D=128 bf16, n in 4096 16384 65536
+    python benchmarks/gpu_attention.py --quick              # correctness matrix + tile-config sweep at 16k
+    python benchmarks/gpu_attention.py --sizes 65536 --out benchmarks/results
+
+Patterns are RECIPES.md's anchors (all causal, token-level). Times: triton.testing.do_bench medians (ms) on
+random inputs; TF/s counts computed pairs only (4·pairs·D per head forward, 2.5× that backward).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from saattn_edu.patterns import Causal, Pattern, SlidingWindow  # noqa: E402
+from saattn_edu.patterns.sparse_transformer import Strided  # noqa: E402
+
+
+class AnchorLongformer(Pattern):
+    """RECIPES anchor: j <= i and (i - j < window or j < g or i < g)."""
+
+    causal = True
+
+    def __init__(self, window=512, num_global=64):
+        self.window, self.num_global = window, num_global
+
+    def _params(self):
+        return {"window": self.window, "num_global": self.num_global}
+
+    def allowed(self, i, j, n):
+        return (j <= i) & ((i - j < self.window) | (j < self.num_global) | (i < self.num_global))
+
+
+class AnchorBigBird(Pattern):
+    """RECIPES anchor (causal, 128-blocks): j <= i and (qb - kb <= 1 or kb < 1 or R[qb, kb]), 3 random earlier blocks."""
+
+    causal = True
+    needs_n = True
+
+    def __init__(self, block=128, random_blocks=3, seed=0):
+        self.block, self.random_blocks, self.seed = block, random_blocks, seed
+        self._tables = {}
+
+    def _params(self):
+        return {"block": self.block, "random_blocks": self.random_blocks, "seed": self.seed}
+
+    def _prepare(self, n):
+        nb = -(-n // self.block)
+        if nb not in self._tables:
+            rng, table = np.random.default_rng(self.seed), np.zeros((nb, nb), dtype=bool)
+            for qb in range(3, nb):  # candidates: blocks 1 .. qb-2 (outside window and global)
+                table[qb, rng.choice(np.arange(1, qb - 1), size=min(self.random_blocks, qb - 2), replace=False)] = True
+            self._tables[nb] = table
+        self._table = self._tables[nb]
+
+    def _device_table(self, device):
+        key = (id(self._table), str(device))
+        if getattr(self, "_dev_key", None) != key:
+            import torch
+
+            self._dev_key, self._dev_table = key, torch.as_tensor(self._table, device=device)
+        return self._dev_table
+
+    def allowed(self, i, j, n):
+        qb, kb = i // self.block, j // self.block
+        if type(i).__module__.startswith("torch"):
+            import torch
+
+            t = self._device_table(i.device)  # a device tensor made outside: compiled Flex cannot copy inside
+            rand = t[qb.clamp(0, t.shape[0] - 1), kb.clamp(0, t.shape[1] - 1)]
+        else:
+            rand = self._table[np.clip(qb, 0, self._table.shape[0] - 1), np.clip(kb, 0, self._table.shape[1] - 1)]
+        return (j <= i) & ((qb - kb <= 1) | (kb < 1) | rand)
+
+
+def anchor_patterns() -> dict:
+    return {"causal": Causal(), "sliding_w1024": SlidingWindow(1024, causal=True),
+            "longformer_w512_g64": AnchorLongformer(), "bigbird_blk128": AnchorBigBird(),
+            "strided_l256": Strided(256, causal=True)}
+
+
+def count_pairs(pattern, n, device) -> int:
+    """Exact allowed pairs, evaluated on the device in row chunks."""
+    import torch
+
+    mm, total, cols = pattern.mask_mod_for(n), 0, torch.arange(n, device=device)[None, :]
+    for s in range(0, n, 2048):
+        rows = torch.arange(s, min(n, s + 2048), device=device)[:, None]
+        total += int(torch.as_tensor(mm(None, None, rows, cols)).expand(len(rows), n).sum())
+    return total
+
+
+def ours(pattern):
+    from saattn_edu.accel.block_sparse_flash import block_sparse_flash
+    from saattn_edu.accel.permute import strided_flash
+
+    if isinstance(pattern, Strided):
+        return lambda q, k, v: strided_flash(q, k, v, pattern)
+    return lambda q, k, v: block_sparse_flash(q, k, v, pattern)
+
+
+def bench(fn, q, k, v, do, backward: bool) -> float:
+    import torch
+    from triton.testing import do_bench
+
+    if not backward:
+        return do_bench(lambda: fn(q, k, v), return_mode="median")
+    return do_bench(lambda: torch.autograd.grad(fn(q, k, v), (q, k, v), do), return_mode="median")
+
+
+def rel_err(a, b) -> float:
+    return float((a.detach().float() - b.detach().float()).norm() / b.detach().float().norm())
+
+
+def dense_ref(q, k, v, mask):
+    """fp32 masked softmax attention (rows with nothing allowed give 0)."""
+    import torch
+
+    g = q.shape[1] // k.shape[1]
+    k, v = k.float().repeat_interleave(g, 1), v.float().repeat_interleave(g, 1)
+    s = (q.float() @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    return torch.softmax(s.masked_fill(~mask, float("-inf")), -1).nan_to_num(0.0) @ v
+
+
+def inputs(B, H, n, D, dtype, h_kv=None, seed=0):
+    import torch
+
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    mk = lambda h: torch.randn(B, h, n, D, device="cuda", dtype=dtype, generator=g).requires_grad_()  # noqa: E731
+    return mk(H), mk(h_kv or H), mk(h_kv or H), torch.randn(B, H, n, D, device="cuda", dtype=dtype, generator=g)
+
+
+def correctness() -> list:
+    """Forward and gradients vs fp32 autograd of the dense masked path, on every anchor and a few dtypes / shapes."""
+    import torch
+
+    rows = []
+    cases = [(name, p, torch.bfloat16, 128, 16, 16, 2048) for name, p in anchor_patterns().items()]
+    cases += [("sliding_fp32", SlidingWindow(300, causal=True), torch.float32, 64, 4, 4, 1000),
+              ("causal_fp16_gqa", Causal(), torch.float16, 64, 8, 2, 1500),
+              ("strided_l64_bf16_gqa", Strided(64), torch.bfloat16, 128, 4, 2, 1234)]
+    for name, p, dtype, D, H, h_kv, n in cases:
+        q, k, v, do = inputs(1, H, n, D, dtype, h_kv)
+        o = ours(p)(q, k, v)
+        grads = torch.autograd.grad(o, (q, k, v), do)
+        qf, kf, vf = (t.detach().float().requires_grad_() for t in (q, k, v))
+        of = dense_ref(qf, kf, vf, torch.as_tensor(p.mask(n), device="cuda"))
+        gf = torch.autograd.grad(of, (qf, kf, vf), do.float())
+        errs = [rel_err(o, of)] + [rel_err(a, b) for a, b in zip(grads, gf)]
+        rows.append({"case": name, "dtype": str(dtype), "D": D, "H": H, "H_kv": h_kv, "n": n,
+                     "rel_err_o_dq_dk_dv": errs})
+        print(f"check {name:22s} {str(dtype):15s} D={D} n={n}: o {errs[0]:.2e} dq {errs[1]:.2e} "
+              f"dk {errs[2]:.2e} dv {errs[3]:.2e}", flush=True)
+    return rows
+
+
+def sweep(n=16384) -> list:
+    """Tile configs of each kernel at n=16k, sliding and causal (forward, then forward+backward)."""
+    from saattn_edu.accel import block_sparse_flash as bsf
+
+    rows, base = [], dict(bsf.CONFIGS[128])
+    q, k, v, do = inputs(1, 16, n, 128, __import__("torch").bfloat16)
+    fwd = [(128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 4, 3), (64, 64, 4, 3), (128, 64, 8, 4)]
+    dkdv = [(64, 128, 8, 3), (32, 128, 4, 3), (64, 128, 4, 3), (128, 128, 8, 2), (64, 64, 4, 3)]
+    dq = [(128, 64, 8, 3), (128, 32, 4, 3), (64, 64, 4, 3), (128, 128, 8, 2)]
+    for pname in ("sliding_w1024", "causal"):
+        p = anchor_patterns()[pname]
+        for kind, cfgs in (("fwd", fwd), ("dkdv", dkdv), ("dq", dq)):
+            for cfg in cfgs:
+                bsf.CONFIGS[128] = dict(base, **{kind: cfg})
+                try:
+                    ms = bench(ours(p), q, k, v, do, backward=kind != "fwd")
+                except Exception as e:  # an out-of-resources config is a result too
+                    ms = float("nan")
+                    print("  failed:", type(e).__name__, str(e)[:120])
+                rows.append({"pattern": pname, "kernel": kind, "config": cfg, "ms": ms})
+                print(f"sweep {pname:14s} {kind:5s} {cfg}: {ms:.3f} ms", flush=True)
+        bsf.CONFIGS[128] = base
+    return rows
+
+
+def bwd_sweep(n=16384) -> list:
+    """Configs of the single-launch backward at n=16k (forward+backward timed; the forward config is fixed)."""
+    import torch
+    from saattn_edu.accel import block_sparse_flash as bsf
+
+    rows, base = [], dict(bsf.CONFIGS[128])
+    q, k, v, do = inputs(1, 16, n, 128, torch.bfloat16)
+    for pname in ("sliding_w1024", "causal"):
+        for cfg in [(64, 64, 4, 3), (64, 64, 4, 2), (128, 64, 8, 3), (64, 128, 8, 3), (128, 128, 8, 2)]:
+            bsf.CONFIGS[128] = dict(base, bwd=cfg)
+            try:
+                ms = bench(ours(anchor_patterns()[pname]), q, k, v, do, backward=True)
+            except Exception as e:  # an out-of-resources config is a result too
+                ms = float("nan")
+                print("  failed:", type(e).__name__, str(e)[:120])
+            rows.append({"pattern": pname, "kernel": "bwd", "config": cfg, "ms": ms})
+            print(f"sweep {pname:14s} bwd {cfg}: fwd+bwd {ms:.3f} ms", flush=True)
+    bsf.CONFIGS[128] = base
+    return rows
+
+
+def flex_setup(pattern, n):
+    """(compiled flex fn, block mask, seconds to build the mask)."""
+    import torch
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    global _FLEX
+    if "_FLEX" not in globals():
+        _FLEX = torch.compile(flex_attention)
+    t = time.perf_counter()
+    mask_mod = pattern.mask_mod_for(n)
+    if isinstance(pattern, AnchorBigBird):
+        pattern._device_table("cuda")  # warm the device copy of the table before tracing
+    bm = create_block_mask(mask_mod, None, None, n, n, device="cuda")
+    torch.cuda.synchronize()
+    return (lambda q, k, v: _FLEX(q, k, v, block_mask=bm)), time.perf_counter() - t
+
+
+def measure(n, B=1, H=16, D=128, skip_flex=False) -> list:
+    """One row per pattern: ours / flex / sdpa forward and forward+backward."""
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    torch._dynamo.reset()  # static shapes for each n: Flex compiles for this length (setup time reported apart)
+    for name in ("cache_size_limit", "recompile_limit"):  # one compile per mask_mod: past the default of 8
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, 256)
+    globals().pop("_FLEX", None)
+    q, k, v, do = inputs(B, H, n, D, torch.bfloat16)
+    flash = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)  # noqa: E731
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        fa = {m: bench(flash, q, k, v, do, m == "fwdbwd") for m in ("fwd", "fwdbwd")}
+    print(f"n={n} sdpa flash causal: fwd {fa['fwd']:.3f} ms, fwd+bwd {fa['fwdbwd']:.3f} ms", flush=True)
+    causal_pairs, rows = n * (n + 1) // 2, []
+    for name, p in anchor_patterns().items():
+        pairs = count_pairs(p, n, "cuda")
+        row = {"n": n, "pattern": name, "pairs": pairs, "pair_density": pairs / n**2,
+               "ideal_speedup": causal_pairs / pairs, "sdpa_flash_causal_ms": fa}
+        t = time.perf_counter()
+        ours(p)(q, k, v)
+        torch.cuda.synchronize()
+        row["ours_setup_s"] = time.perf_counter() - t
+        row["ours_ms"] = {m: bench(ours(p), q, k, v, do, m == "fwdbwd") for m in ("fwd", "fwdbwd")}
+        if not skip_flex:
+            fx, row["flex_block_mask_s"] = flex_setup(p, n)
+            t = time.perf_counter()
+            torch.autograd.grad(fx(q, k, v), (q, k, v), do)
+            torch.cuda.synchronize()
+            row["flex_compile_s"] = time.perf_counter() - t
+            row["flex_ms"] = {m: bench(fx, q, k, v, do, m == "fwdbwd") for m in ("fwd", "fwdbwd")}
+            row["rel_err_vs_flex"] = rel_err(ours(p)(q, k, v), fx(q, k, v))  # grad mode on: no recompile
+        if n <= 8192:
+            mask = torch.as_tensor(p.mask(n), device="cuda")
+            sd = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # noqa: E731
+            row["sdpa_mask_ms"] = {m: bench(sd, q, k, v, do, m == "fwdbwd") for m in ("fwd", "fwdbwd")}
+        derive(row, B, H, D)
+        rows.append(row)
+        print_row(row)
+    return rows
+
+
+def derive(row, B, H, D):
+    """TF/s on computed pairs, speedup over SDPA-flash causal, ratio to Flex (>1: we are faster)."""
+    flops = {"fwd": 4.0 * row["pairs"] * D * B * H, "fwdbwd": 14.0 * row["pairs"] * D * B * H}
+    row["ours_tflops"] = {m: flops[m] / (row["ours_ms"][m] * 1e-3) / 1e12 for m in flops}
+    row["speedup_vs_fa_causal"] = {m: row["sdpa_flash_causal_ms"][m] / row["ours_ms"][m] for m in flops}
+    row["fraction_of_ideal"] = {m: row["speedup_vs_fa_causal"][m] / row["ideal_speedup"] for m in flops}
+    if "flex_ms" in row:
+        row["ratio_to_flex"] = {m: row["flex_ms"][m] / row["ours_ms"][m] for m in flops}
+        row["flex_speedup_vs_fa_causal"] = {m: row["sdpa_flash_causal_ms"][m] / row["flex_ms"][m] for m in flops}
+
+
+def print_row(r):
+    for m in ("fwd", "fwdbwd"):
+        flex = f"flex {r['flex_ms'][m]:8.3f} ms  ours/flex speed {r['ratio_to_flex'][m]:5.2f}x" if "flex_ms" in r else ""
+        sd = f"  sdpa-mask {r['sdpa_mask_ms'][m]:.3f} ms" if "sdpa_mask_ms" in r else ""
+        print(f"n={r['n']:6d} {r['pattern']:20s} {m:6s} ours {r['ours_ms'][m]:8.3f} ms {r['ours_tflops'][m]:6.1f} TF/s "
+              f"speedup {r['speedup_vs_fa_causal'][m]:6.2f}x (ideal {r['ideal_speedup']:5.2f}, "
+              f"{r['fraction_of_ideal'][m]:.2f})  {flex}{sd}", flush=True)
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({r["n"] for r in rows})
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
+    for ax, m in zip(axes, ("fwd", "fwdbwd")):
+        names = list(anchor_patterns())
+        x = np.arange(len(names))
+        for s_i, n in enumerate(sizes):
+            by = {r["pattern"]: r for r in rows if r["n"] == n}
+            w = 0.8 / (2 * len(sizes))
+            ax.bar(x + (2 * s_i) * w, [by[p]["speedup_vs_fa_causal"][m] for p in names], w, label=f"ours n={n}")
+            ax.bar(x + (2 * s_i + 1) * w, [by[p].get("flex_speedup_vs_fa_causal", {}).get(m, 0) for p in names], w,
+                   label=f"flex n={n}", hatch="//", alpha=0.6)
+        ax.set_xticks(x + 0.4 - w / 2, names, rotation=20)
+        ax.set_yscale("log")
+        ax.set_title(f"{m}: speedup over SDPA flash (dense causal)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="correctness matrix and tile sweep only")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[4096, 16384, 65536])
+    ap.add_argument("--skip-flex", action="store_true")
+    ap.add_argument("--bwd-sweep", action="store_true", help="time backward tile configs first")
+    ap.add_argument("--out", default=os.environ.get("OUT") or "benchmarks/results")
+    args = ap.parse_args(argv)
+    import torch
+    import triton
+
+    os.makedirs(args.out, exist_ok=True)
+    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__}
+    print(meta, flush=True)
+    if args.quick:
+        res = {"meta": meta, "correctness": correctness(), "sweep": sweep()}
+        name = "quick"
+    else:
+        sw = bwd_sweep() if args.bwd_sweep else []
+        rows = [r for n in args.sizes for r in measure(n, skip_flex=args.skip_flex)]
+        res = {"meta": meta, "rows": rows, "bwd_sweep": sw, "configs": {str(k): v for k, v in __import__(
+            "saattn_edu.accel.block_sparse_flash", fromlist=["CONFIGS"]).CONFIGS.items()}}
+        name = "gpu_attention_" + "_".join(map(str, args.sizes))
+        plot(rows, os.path.join(args.out, name + ".png"))
+    with open(os.path.join(args.out, name + ".json"), "w") as f:
+        json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

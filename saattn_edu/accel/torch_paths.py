@@ -1,0 +1,87 @@
+"""Two Torch paths: masked SDPA (the honest dense price) and gather attention (O(nnz·d), differentiable on CPU)."""
+from __future__ import annotations
+
+import math
+
+_MASKS: dict = {}
+_CSRS: dict = {}
+_CACHE_SIZE = 32
+
+
+def _cached(cache: dict, key, make):
+    if key not in cache:
+        if len(cache) >= _CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[key] = make()
+    return cache[key]
+
+
+def check_qkv(q, k, v):
+    """q (..., H, n, d), k / v (..., H_kv, n, d) torch tensors with H a multiple of H_kv; returns k, v repeated."""
+    import torch
+
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch tensor, got {type(t).__name__}")
+        if t.ndim < 2:
+            raise ValueError(f"{name} must be (..., n, d), got shape {tuple(t.shape)}")
+    if k.shape != v.shape or k.shape[-1] != q.shape[-1] or k.shape[-2] != q.shape[-2]:
+        raise ValueError(f"k, v must be (..., n, d) like q {tuple(q.shape)}; got {tuple(k.shape)}, {tuple(v.shape)}")
+    if q.ndim >= 3 and k.ndim == q.ndim and q.shape[-3] != k.shape[-3]:
+        if q.shape[-3] % k.shape[-3]:
+            raise ValueError(f"query heads {q.shape[-3]} must be a multiple of kv heads {k.shape[-3]}")
+        g = q.shape[-3] // k.shape[-3]  # GQA: each kv head serves g query heads
+        k, v = k.repeat_interleave(g, -3), v.repeat_interleave(g, -3)
+    return k, v
+
+
+def pattern_mask(pattern, n: int, device):
+    """(n, n) boolean tensor of the pattern, cached per (pattern, n, device)."""
+    import torch
+
+    return _cached(_MASKS, (pattern, n, str(device)), lambda: torch.as_tensor(pattern.mask(n), device=device))
+
+
+def masked_sdpa(q, k, v, pattern, scale=None):
+    """scaled_dot_product_attention with the pattern's boolean mask: the dense price, whatever the pattern."""
+    import torch
+    import torch.nn.functional as F
+
+    k, v = check_qkv(q, k, v)
+    n = q.shape[-2]
+    mask = pattern_mask(pattern, n, q.device)  # (n, n)
+    empty = ~mask.any(-1)  # rows with no allowed key: SDPA would give NaN, the course's contract says 0
+    if bool(empty.any()):
+        mask = mask | empty[:, None]
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    return out.masked_fill(empty[:, None], 0.0) if bool(empty.any()) else out
+
+
+def _csr_tensors(pattern, n: int, device):
+    """(rows, cols) int64 tensors of every allowed pair, cached per (pattern, n, device)."""
+    import torch
+
+    def make():
+        csr = pattern.neighbors(n)
+        rows = torch.as_tensor(csr.row_ids().astype("int64"), device=device)
+        return rows, torch.as_tensor(csr.indices.astype("int64"), device=device)
+
+    return _cached(_CSRS, (pattern, n, str(device)), make)
+
+
+def gather_attention(q, k, v, pattern, scale=None):
+    """O(nnz·d) attention from the pattern's CSR: gather keys per pair, segment softmax, scatter-add values."""
+    import torch
+
+    k, v = check_qkv(q, k, v)
+    n, d = q.shape[-2], q.shape[-1]
+    scale = 1.0 / math.sqrt(d) if scale is None else scale
+    rows, cols = _csr_tensors(pattern, n, q.device)  # (nnz,), (nnz,)
+    s = (q[..., rows, :] * k[..., cols, :]).sum(-1) * scale  # (..., nnz)
+    idx = rows.expand_as(s)
+    row_max = torch.full(q.shape[:-1], float("-inf"), dtype=s.dtype, device=s.device)
+    row_max = row_max.scatter_reduce(-1, idx, s.detach(), "amax")  # (..., n); softmax is shift-invariant
+    p = torch.exp(s - row_max.gather(-1, idx))  # (..., nnz)
+    denom = torch.zeros(q.shape[:-1], dtype=s.dtype, device=s.device).index_add(-1, rows, p)  # (..., n)
+    out = torch.zeros_like(q).index_add(-2, rows, p[..., None] * v[..., cols, :])  # (..., n, d)
+    return out / denom.clamp_min(torch.finfo(s.dtype).tiny)[..., None]  # empty rows: 0 / tiny = 0
