@@ -1,0 +1,104 @@
+"""`saattn` console script. Subcommands register themselves with @command; add yours the same way.
+
+    saattn build-exercises [--force] [--check] [NAME ...]
+    saattn grade NOTEBOOK... [--report grades.json]      saattn grade --all SUBMISSIONS/ [--csv grades.csv]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+COMMANDS: dict = {}  # name -> (help, add_arguments(parser), run(args) -> exit code)
+
+
+def command(name: str, help: str, add_arguments):
+    """Register `run(args) -> int` as subcommand `name`."""
+    def register(run):
+        COMMANDS[name] = (help, add_arguments, run)
+        return run
+
+    return register
+
+
+# ---- build-exercises -----------------------------------------------------------------------------------------
+def _build_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="*", help="only these notebooks (e.g. 01_patterns); default: all")
+    p.add_argument("--src", default="solutions", help="folder of solution notebooks (default: solutions)")
+    p.add_argument("--dst", default="exercises", help="folder of exercise notebooks (default: exercises)")
+    p.add_argument("--force", action="store_true", help="overwrite exercise notebooks a learner has edited")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a build would change a file")
+
+
+@command("build-exercises", "generate exercises/ from solutions/ (never clobbers a learner's edits)", _build_args)
+def _build(args) -> int:
+    from .course.build import build_exercises
+
+    report = build_exercises(args.src, args.dst, force=args.force, names=args.names, dry_run=args.check)
+    for line in report.lines():
+        print(line)
+    if args.check:
+        return 1 if report.written or report.skipped else 0
+    if report.skipped:
+        print(f"{len(report.skipped)} file(s) skipped: they were edited after the last build (use --force)")
+    return 0
+
+
+# ---- grade ---------------------------------------------------------------------------------------------------
+def _grade_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="*", help="notebooks to grade")
+    p.add_argument("--all", metavar="DIR", help="grade every .ipynb under DIR into one CSV")
+    p.add_argument("--report", default="grade_report.json", help="JSON report (default: grade_report.json)")
+    p.add_argument("--csv", default=None, help="CSV of points per exercise (default with --all: grades.csv)")
+    p.add_argument("--timeout", type=int, default=120, help="seconds per cell (default: 120)")
+    p.add_argument("--check-timeout", type=float, default=None, help="seconds per check (default: 10)")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="notebooks graded at once (default: 1)")
+
+
+def _submissions(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+@command("grade", "run notebooks in a fresh kernel and grade every check (the notebooks are not modified)",
+         _grade_args)
+def _grade(args) -> int:
+    from .course.grade import grade_paths, table, write_csv, write_json
+
+    paths = [Path(p) for p in args.paths]
+    if args.all:
+        if not Path(args.all).is_dir():
+            print(f"saattn grade: --all needs a folder, got {args.all!r}", file=sys.stderr)
+            return 2
+        paths += _submissions(Path(args.all))
+    if not paths:
+        print("saattn grade: no notebooks given (paths or --all DIR)", file=sys.stderr)
+        return 2
+    grades = grade_paths(paths, jobs=args.jobs, cell_timeout=args.timeout, check_timeout=args.check_timeout)
+    for g in grades:
+        print(table(g))
+    write_json(grades, args.report)
+    csv_path = args.csv or ("grades.csv" if args.all else None)
+    if csv_path:
+        write_csv(grades, csv_path, root=args.all)
+    print(f"report: {args.report}" + (f", {csv_path}" if csv_path else ""))
+    return 0 if all(g.graded for g in grades) else 1
+
+
+# ---- entry point -----------------------------------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="saattn", description="saattn-edu course tools")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_, add_arguments, run) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_, description=help_)
+        add_arguments(sp)
+        sp.set_defaults(run=run)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""The course build: exercise notebooks generated from solutions, and whole notebooks graded in a fresh kernel."""
+from .build import BuildReport, build_exercises, make_exercise
+from .grade import NotebookGrade, grade_notebook, grade_paths
+
+__all__ = ["build_exercises", "make_exercise", "BuildReport", "grade_notebook", "grade_paths", "NotebookGrade"]

@@ -1,0 +1,1 @@
+"""One module per exercise notebook: `exNN.py` declares QUESTIONS, a list of grading.Question."""

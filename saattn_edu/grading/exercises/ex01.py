@@ -1,0 +1,189 @@
+"""Checks for exercises/01_patterns.ipynb: masks, CSR neighbour lists and pair counts, with NumPy only."""
+from __future__ import annotations
+
+import numpy as np
+
+from saattn_edu import patterns as P
+from saattn_edu.patterns import base as _base
+from saattn_edu.patterns import window as _window
+
+from ..compare import ArrayEqual, CSREqual, IntEqual, NumberClose
+from ..spec import Case, Question
+
+_VIEWS = ("allowed", "mask", "neighbors", "num_pairs", "density", "block_layout", "mask_mod_for",
+          "_neighbors_in_band", "_rule_chunks")
+
+
+def _global_tokens():
+    from saattn_edu.patterns.global_tokens import GlobalTokens  # written in parallel; P exports it too
+
+    return GlobalTokens
+
+
+def forbid_pattern_api() -> list:
+    """Every view of every pattern class, the CSR builders and the closed-form helpers: the library's solutions."""
+    classes, todo = [], [P.Pattern]
+    while todo:
+        cls = todo.pop()
+        classes.append(cls)
+        todo.extend(cls.__subclasses__())
+    targets = [(cls, name) for cls in classes for name in _VIEWS if name in cls.__dict__]
+    targets += [(P.CSR, "from_mask"), (P.CSR, "from_pairs"), (P.CSR, "to_mask")]
+    targets += [(_base, "csr_from_rows"), (_base, "layout_from_csr"), (_window, "_window_pairs")]
+    return targets
+
+
+# ---- input generators: every check draws new ones ------------------------------------------------------------
+def _n(rng, lo=8, hi=40) -> int:
+    return int(rng.integers(lo, hi + 1))
+
+
+def _window_case(parity=None, causal=None, wide=False):
+    def make(rng):
+        n = _n(rng)
+        window = int(rng.integers(n, 2 * n + 1)) if wide else int(rng.integers(1, n // 2 + 1))
+        if parity is not None and window % 2 != parity:
+            window += 1
+        c = bool(rng.integers(2)) if causal is None else causal
+        return {"n": n, "window": window, "causal": c}
+
+    return make
+
+
+def _dilated_case(dilation=None, causal=None, wide=False):
+    def make(rng):
+        n = _n(rng)
+        d = int(rng.integers(2, 5)) if dilation is None else dilation
+        window = int(rng.integers(n // d + 1, n + 2)) if wide else int(rng.integers(1, 8))
+        c = bool(rng.integers(2)) if causal is None else causal
+        return {"n": n, "window": window, "dilation": d, "causal": c}
+
+    return make
+
+
+def _global_case(kind):
+    def make(rng):
+        n = _n(rng)
+        if kind == "first":
+            idx = [0]
+        elif kind == "none":
+            idx = []
+        elif kind == "all":
+            idx = list(range(n))
+        else:  # a few positions anywhere, unsorted, one repeated
+            idx = [int(k) for k in rng.choice(n, size=int(rng.integers(2, 5)), replace=False)]
+            idx.append(idx[0])
+        return {"n": n, "indices": idx}
+
+    return make
+
+
+def _mask_case(kind):
+    def make(rng):
+        n = _n(rng, 5, 24)
+        if kind == "window":
+            return {"mask": P.SlidingWindow(int(rng.integers(1, 6)), causal=True).mask(n)}
+        if kind == "empty":
+            return {"mask": np.zeros((n, n), dtype=bool)}
+        mask = rng.random((n, n)) < rng.uniform(0.1, 0.5)
+        if kind == "empty rows":
+            mask[rng.choice(n, size=max(1, n // 3), replace=False)] = False
+        return {"mask": mask}
+
+    return make
+
+
+def _pairs_case(causal, wide=False, huge=False):
+    def make(rng):
+        n = int(rng.integers(10**9, 10**12)) if huge else _n(rng, 1, 60)
+        window = int(rng.integers(n, 3 * n + 1)) if wide else int(rng.integers(1, min(n, 4096) + 1))
+        return {"n": n, "window": window, "causal": causal}
+
+    return make
+
+
+# ---- the questions ------------------------------------------------------------------------------------------
+QUESTIONS = [
+    Question(
+        "sliding_window_mask", 1,
+        reference=lambda n, window, causal: P.SlidingWindow(window, causal).mask(n),
+        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
+        hint="Build i as a column and j as a row (np.arange(n)[:, None], np.arange(n)[None, :]); d = i - j.",
+        cases=(
+            Case("non-causal, odd window", _window_case(parity=1, causal=False),
+                 hint="non-causal keeps |i - j| <= window // 2"),
+            Case("non-causal, even window", _window_case(parity=0, causal=False),
+                 hint="an even window reaches window // 2 on each side, like window + 1"),
+            Case("causal window", _window_case(causal=True), hint="causal keeps 0 <= i - j < window"),
+            Case("window at least as long as the sequence", _window_case(wide=True),
+                 hint="a wide window is clipped by the sequence's ends"),
+            Case("causal window of 1 (the diagonal)", lambda rng: {"n": _n(rng), "window": 1, "causal": True},
+                 hint="window=1 keeps only i == j"),
+        ),
+    ),
+    Question(
+        "dilated_window_mask", 2,
+        reference=lambda n, window, dilation, causal: P.DilatedWindow(window, dilation, causal).mask(n),
+        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
+        hint="Keep (i - j) % dilation == 0, then apply the sliding-window rule to (i - j) // dilation.",
+        cases=(
+            Case("dilation 1 is the sliding window", _dilated_case(dilation=1),
+                 hint="with dilation=1 the answer equals sliding_window_mask"),
+            Case("non-causal, dilation 2 to 4", _dilated_case(causal=False),
+                 hint="non-causal keeps |(i - j) // dilation| <= window // 2"),
+            Case("causal, dilation 2 to 4", _dilated_case(causal=True),
+                 hint="causal keeps 0 <= (i - j) // dilation < window"),
+            Case("reach beyond the sequence", _dilated_case(wide=True),
+                 hint="keys outside [0, n) simply do not exist"),
+        ),
+    ),
+    Question(
+        "global_tokens_mask", 3,
+        reference=lambda n, indices: _global_tokens()(indices).mask(n),
+        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
+        hint="Mark the global positions in a length-n boolean vector g; then combine g[:, None] and g[None, :].",
+        cases=(
+            Case("one global token at position 0", _global_case("first"),
+                 hint="row 0 and column 0 are all True"),
+            Case("a few global tokens, unsorted, one repeated", _global_case("few"),
+                 hint="a repeated index is still one global token"),
+            Case("no global tokens", _global_case("none"), hint="an empty list gives an all-False mask"),
+            Case("every token global", _global_case("all"), hint="then every pair is allowed"),
+        ),
+    ),
+    Question(
+        "mask_to_csr", 4,
+        reference=lambda mask: P.CSR.from_mask(mask),
+        compare=CSREqual(), forbid=forbid_pattern_api,
+        hint="indptr[i+1] - indptr[i] is the number of True in row i (a cumulative sum); np.nonzero lists the keys.",
+        cases=(
+            Case("random mask", _mask_case("random")),
+            Case("random mask with empty rows", _mask_case("empty rows"),
+                 hint="an empty row still gets its indptr entry (indptr has n + 1 entries)"),
+            Case("causal sliding-window mask", _mask_case("window")),
+            Case("all-False mask", _mask_case("empty"), hint="no pairs: indptr is all zeros, indices is empty"),
+        ),
+    ),
+    Question(
+        "sliding_window_num_pairs", 5,
+        reference=lambda n, window, causal: P.SlidingWindow(window, causal).num_pairs(n),
+        compare=IntEqual(), forbid=forbid_pattern_api,
+        hint="Count by offset: offset d = i - j (0 < d < n) occurs in n - d rows; sum over the offsets the window keeps.",
+        cases=(
+            Case("non-causal, short sequences", _pairs_case(causal=False)),
+            Case("causal, short sequences", _pairs_case(causal=True)),
+            Case("window wider than the sequence", _pairs_case(causal=False, wide=True),
+                 hint="only offsets below n exist: clip the reach at n - 1"),
+            Case("causal, a billion tokens or more", _pairs_case(causal=True, huge=True),
+                 hint="sum n - d over d = 0..r in closed form: (r + 1)·n - r·(r + 1)/2, with integer //"),
+            Case("non-causal, a billion tokens or more", _pairs_case(causal=False, huge=True),
+                 hint="both sides reach window // 2: count one side and double it, plus the diagonal"),
+        ),
+    ),
+    Question(
+        "q6", 6, kind="value", answer_name="q6_answer", points=2,
+        reference=lambda: P.DilatedWindow(window=3, dilation=2, causal=True).num_pairs(10),
+        compare=NumberClose(),
+        hint="Causal, window 3, dilation 2: each query sees offsets 0, 2 and 4 when those keys exist.",
+    ),
+]
