@@ -2,6 +2,7 @@
 
     saattn build-exercises [--force] [--check] [NAME ...]
     saattn grade NOTEBOOK... [--report grades.json]      saattn grade --all SUBMISSIONS/ [--csv grades.csv]
+    saattn ring --world-size 4 --n 65536 [--causal] [--pattern window:1024]
 """
 from __future__ import annotations
 
@@ -82,6 +83,20 @@ def _grade(args) -> int:
         write_csv(grades, csv_path, root=args.all)
     print(f"report: {args.report}" + (f", {csv_path}" if csv_path else ""))
     return 0 if all(g.graded for g in grades) else 1
+
+
+# ---- ring ----------------------------------------------------------------------------------------------------
+def _ring_args(p: argparse.ArgumentParser) -> None:
+    from .distributed.launch import add_arguments
+
+    add_arguments(p)
+
+
+@command("ring", "ring attention across local processes (gloo) or a torchrun job (nccl)", _ring_args)
+def _ring(args) -> int:
+    from .distributed.launch import run_parsed
+
+    return run_parsed(args)
 
 
 # ---- entry point -----------------------------------------------------------------------------------------------

@@ -147,9 +147,18 @@ def parse_pattern(text):
     raise ValueError(f"--pattern must be 'dense', 'window:W' or 'dilated:W:D', got {text!r}")
 
 
+DESCRIPTION = ("Ring attention over local processes (gloo) or a torchrun job (nccl); checks sampled rows against "
+               "dense attention.")
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="saattn ring", description="Ring attention over local processes (gloo) or "
-                                "a torchrun job (nccl); checks sampled rows against dense attention.")
+    p = argparse.ArgumentParser(prog="saattn ring", description=DESCRIPTION)
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `saattn ring` (shared by the CLI and `python -m saattn_edu.distributed.launch`)."""
     p.add_argument("--world-size", type=int, default=2, help="processes to spawn (ignored under torchrun)")
     p.add_argument("--n", type=int, default=4096, help="sequence length")
     p.add_argument("--d", type=int, default=64, help="head dimension")
@@ -162,7 +171,6 @@ def build_parser():
     p.add_argument("--backward", action="store_true", help="also time the backward pass")
     p.add_argument("--check-rows", type=int, default=64, help="query rows compared with dense attention")
     p.add_argument("--timeout", type=float, default=600.0, help="process-group timeout in seconds")
-    return p
 
 
 def run_rank(rank, world_size, opts):
@@ -290,7 +298,11 @@ def report(results, opts, world_size):
 
 def main(argv=None) -> int:
     """Entry point of `saattn ring` and `python -m saattn_edu.distributed.launch`; 0 on success."""
-    args = build_parser().parse_args(argv)
+    return run_parsed(build_parser().parse_args(argv))
+
+
+def run_parsed(args) -> int:
+    """Run `saattn ring` from parsed options."""
     from .schedule import check_split
 
     parse_pattern(args.pattern)  # fail early, in the parent
