@@ -50,11 +50,11 @@ def available_patterns() -> list[str]:
     return [name for name in BUILDERS if hasattr(P, needs.get(name, name.split()[0]))]
 
 
-def pattern_stats(pattern, n: int, block: int, d: int = HEAD_DIM) -> dict:
+def pattern_stats(pattern, n: int, block: int, d: int = HEAD_DIM, csr=None) -> dict:
     """Density, FLOPs (gather execution), ideal speedup over dense, and block-level waste for one pattern."""
     from ..complexity import attention_flops
 
-    csr = pattern.neighbors(n)
+    csr = pattern.neighbors(n) if csr is None else csr
     blocks = layout_stats(csr, block=block)
     flops = attention_flops(pattern, n, d, execution="gather")
     dense = attention_flops(P.Dense(), n, d, execution="dense")
@@ -122,11 +122,11 @@ class Explorer:
             self.state = {"error": str(err)}
             self.summary.value = f"<b style='color:#b2182b'>{err}</b>"
             return
-        self.state = pattern_stats(p, values["n"], values["block"])
+        csr = p.neighbors(values["n"])  # once: the numbers and both pictures read it
+        self.state = pattern_stats(p, values["n"], values["block"], csr=csr)
         self.summary.value = _summary_html(self.state)
-        csr = p.neighbors(values["n"])
-        self.figures["mask"] = plot_mask(csr, block=values["block"], max_cells=192)
-        self.figures["layout"] = plot_layout(csr, block=values["block"])
+        self.figures["mask"] = plot_mask(csr, block=values["block"], max_cells=192, label=repr(p))
+        self.figures["layout"] = plot_layout(csr, block=values["block"], label=repr(p))
         for key in ("mask", "layout"):
             _show(self.outputs[key], self.figures[key])
 

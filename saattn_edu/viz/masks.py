@@ -57,10 +57,14 @@ def _title(label: str, n: int, pairs: int, cell: int) -> str:
     return title
 
 
-def plot_mask(pattern, n=None, block=None, engine: str = "matplotlib", max_cells: int = 256, ax=None):
-    """Heatmap of who may attend to whom (rows = queries, columns = keys); optional block grid and active blocks."""
+def plot_mask(pattern, n=None, block=None, engine: str = "matplotlib", max_cells: int = 256, ax=None, label=None):
+    """Heatmap of who may attend to whom (rows = queries, columns = keys); optional block grid and active blocks.
+
+    `label` names a pattern passed as a CSR (the explorer computes the CSR once and reuses it).
+    """
     check_engine(engine)
-    csr, label = as_csr(pattern, n)
+    csr, default_label = as_csr(pattern, n)
+    label = label or default_label
     grid, cell = mask_grid(csr, max_cells=max_cells)
     layout = None if block is None else block_fill(csr, block=block) > 0
     title = _title(label, csr.n, csr.nnz, cell)
@@ -116,10 +120,11 @@ def _plotly_mask(grid, n, cell, layout, block, title):
     return fig
 
 
-def plot_layout(pattern, n=None, block: int = 64, engine: str = "matplotlib", ax=None):
+def plot_layout(pattern, n=None, block: int = 64, engine: str = "matplotlib", ax=None, label=None):
     """The block layout a block-sparse kernel runs: full blocks, partial blocks (wasted work marked), skipped."""
     check_engine(engine)
-    csr, label = as_csr(pattern, n)
+    csr, default_label = as_csr(pattern, n)
+    label = label or default_label
     fill = block_fill(csr, block=block)  # (nb, nb)
     st = layout_stats(csr, block=block)
     title = (f"{short_label(label)}\nblock {block}: {st['active_blocks']}/{st['blocks']} blocks computed, "
