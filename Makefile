@@ -28,9 +28,16 @@ lab: install
 
 # pytest exits 5 when a folder holds nothing to collect: that is not a failure of the course.
 test: install test-unit test-notebooks test-exercises
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+	    $(MAKE) --no-print-directory test-browser; \
+	else echo "Chromium not found: browser tests not run (apt-get install chromium, then make test-browser)"; fi
 
 test-unit: install
-	$(BIN)/python -m pytest -p no:nbval -q tests || [ $$? -eq 5 ]
+	$(BIN)/python -m pytest -p no:nbval -q tests --ignore=tests/browser || [ $$? -eq 5 ]
+
+# Every lesson and solution in JupyterLab in headless Chromium (screenshots in tests/browser/screenshots/).
+test-browser: install
+	$(BIN)/python -m pytest -p no:nbval -q tests/browser || [ $$? -eq 5 ]
 
 test-notebooks: install
 	$(BIN)/python -m pytest -q --nbval $(NBVAL) notebooks solutions || [ $$? -eq 5 ]

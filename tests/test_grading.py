@@ -149,7 +149,8 @@ def test_wrong_values_show_where_and_a_slice(sol):
     text = r.report()
     assert 0 < r.points < r.max_points and r.status == "partial"
     assert "entries differ; first at" in text and "expected[" in text and "input: n=" in text
-    assert "hint: causal keeps 0 <= i - j < window" in text
+    failed = [c for c in r.cases if c.status == "failed"]
+    assert failed and all(f"hint: {c.hint}" in text for c in failed)  # which case fails depends on the draw
 
 
 def test_nan_in_a_float_answer_is_reported():
