@@ -48,8 +48,14 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, offs_m, offs_n0, offs_d, tok_st
         offs_n = kb * BN + offs_n0
         col_ok = offs_n < n_valid
         tok_n = offs_n * tok_stride + r
-        k = tl.load(k_base + tok_n[None, :] * skn + offs_d[:, None], mask=col_ok[None, :], other=0.0)  # (D, BN)
-        v = tl.load(v_base + tok_n[:, None] * svn + offs_d[None, :], mask=col_ok[:, None], other=0.0)  # (BN, D)
+        k_ptrs = k_base + tok_n[None, :] * skn + offs_d[:, None]  # (D, BN)
+        v_ptrs = v_base + tok_n[:, None] * svn + offs_d[None, :]  # (BN, D)
+        if MASKED:  # partial tiles may cross the sequence end
+            k = tl.load(k_ptrs, mask=col_ok[None, :], other=0.0)
+            v = tl.load(v_ptrs, mask=col_ok[:, None], other=0.0)
+        else:  # full tiles lie inside the sequence: plain loads, no bounds test
+            k = tl.load(k_ptrs)
+            v = tl.load(v_ptrs)
         if UPCAST:
             k = k.to(tl.float32)
             v = v.to(tl.float32)
@@ -59,9 +65,12 @@ def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, offs_m, offs_n0, offs_d, tok_st
             bits = tl.load(Masks + mid * BM * BN + (offs_m[:, None] % BM) * BN + offs_n0[None, :])
             qk = tl.where((bits != 0) & col_ok[None, :], qk, float("-inf"))
         m_new = tl.maximum(m_i, tl.reduce(qk, 1, _maximum))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows with nothing allowed yet: no NaN
-        p = tl.math.exp2(qk - m_safe[:, None])
-        alpha = tl.math.exp2(m_i - m_safe)
+        if MASKED:  # rows with nothing allowed yet keep m = -inf: shift them by 0 (no NaN)
+            m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
+        else:  # a full tile gives every row a finite maximum
+            m_shift = m_new
+        p = tl.math.exp2(qk - m_shift[:, None])
+        alpha = tl.math.exp2(m_i - m_shift)
         l_i = l_i * alpha + tl.reduce(p, 1, _add)
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PREC)
         m_i = m_new
@@ -126,10 +135,18 @@ def _bwd_dkdv_tiles(dk, dv, k, v, q_base, do_base, lse_base, dl_base, offs_n, of
         offs_m = mb * BM + offs_m0
         row_ok = offs_m < n_valid
         tok_m = offs_m * tok_stride + r
-        qT = tl.load(q_base + tok_m[None, :] * sqn + offs_d[:, None], mask=row_ok[None, :], other=0.0)  # (D, BM)
-        do = tl.load(do_base + tok_m[:, None] * sdon + offs_d[None, :], mask=row_ok[:, None], other=0.0)
-        lse = tl.load(lse_base + tok_m, mask=row_ok, other=float("inf"))  # +inf: p = 0 for absent rows
-        delta = tl.load(dl_base + tok_m, mask=row_ok, other=0.0)
+        q_ptrs = q_base + tok_m[None, :] * sqn + offs_d[:, None]  # (D, BM)
+        do_ptrs = do_base + tok_m[:, None] * sdon + offs_d[None, :]  # (BM, D)
+        if MASKED:  # partial tiles may cross the sequence end
+            qT = tl.load(q_ptrs, mask=row_ok[None, :], other=0.0)
+            do = tl.load(do_ptrs, mask=row_ok[:, None], other=0.0)
+            lse = tl.load(lse_base + tok_m, mask=row_ok, other=float("inf"))  # +inf: p = 0 for absent rows
+            delta = tl.load(dl_base + tok_m, mask=row_ok, other=0.0)
+        else:  # full tiles lie inside the sequence
+            qT = tl.load(q_ptrs)
+            do = tl.load(do_ptrs)
+            lse = tl.load(lse_base + tok_m)
+            delta = tl.load(dl_base + tok_m)
         if UPCAST:
             qT = qT.to(tl.float32)
             do = do.to(tl.float32)
@@ -207,8 +224,14 @@ def _bwd_dq_tiles(dq, q, do, lse, delta, k_base, v_base, offs_m, offs_n0, offs_d
         offs_n = kb * BN + offs_n0
         col_ok = offs_n < n_valid
         tok_n = offs_n * tok_stride + r
-        kT = tl.load(k_base + tok_n[None, :] * skn + offs_d[:, None], mask=col_ok[None, :], other=0.0)  # (D, BN)
-        vT = tl.load(v_base + tok_n[None, :] * svn + offs_d[:, None], mask=col_ok[None, :], other=0.0)  # (D, BN)
+        k_ptrs = k_base + tok_n[None, :] * skn + offs_d[:, None]  # (D, BN)
+        v_ptrs = v_base + tok_n[None, :] * svn + offs_d[:, None]  # (D, BN)
+        if MASKED:  # partial tiles may cross the sequence end
+            kT = tl.load(k_ptrs, mask=col_ok[None, :], other=0.0)
+            vT = tl.load(v_ptrs, mask=col_ok[None, :], other=0.0)
+        else:  # full tiles lie inside the sequence
+            kT = tl.load(k_ptrs)
+            vT = tl.load(v_ptrs)
         if UPCAST:
             kT = kT.to(tl.float32)
             vT = vT.to(tl.float32)
@@ -311,13 +334,16 @@ class Pass:
 
 
 #: Tiles (BM, BN), warps and pipeline stages per kernel; "cpu" is for the interpreter (tiles of 64: ~9 ms each).
-#: "fwd_long" replaces "fwd" when query tiles average more than LONG_ROW active key tiles (see NOTES.md).
+#: "fwd_long" replaces "fwd" when query tiles see more than LONG_ROW keys on average (see NOTES.md). Short rows
+#: (bands, Longformer, BigBird) ran fastest with narrow 32-key tiles at D=128 (less shared memory per program:
+#: more programs per SM).
+#: The two passes of the permuted strided path (permute.py) keep 64-key tiles ("fwd_permuted": measured faster).
 CONFIGS = {
-    "cpu": {"fwd": (64, 64, 4, 1), "fwd_long": (64, 64, 4, 1), "bwd": (64, 64, 4, 1)},
-    128: {"fwd": (64, 64, 4, 3), "fwd_long": (128, 64, 4, 3), "bwd": (64, 64, 4, 2)},
-    64: {"fwd": (64, 64, 4, 3), "fwd_long": (128, 64, 4, 3), "bwd": (64, 64, 4, 2)},
+    "cpu": {"fwd": (64, 64, 4, 1), "fwd_permuted": (64, 64, 4, 1), "fwd_long": (64, 64, 4, 1), "bwd": (64, 64, 4, 1)},
+    128: {"fwd": (64, 32, 4, 3), "fwd_permuted": (64, 64, 4, 3), "fwd_long": (128, 64, 4, 3), "bwd": (64, 64, 4, 2)},
+    64: {"fwd": (64, 64, 4, 3), "fwd_permuted": (64, 64, 4, 3), "fwd_long": (128, 64, 4, 3), "bwd": (64, 64, 4, 2)},
 }
-LONG_ROW = 48
+LONG_ROW = 3072  # active keys per query tile (48 tiles of 64)
 
 
 def interpreted() -> bool:
@@ -352,9 +378,10 @@ def _forward(q, k, v, passes, scale):
     o = torch.empty_like(q)
     lse = torch.empty(B, H, n, dtype=torch.float32, device=q.device)
     for i, ps in enumerate(passes):
-        bm, bn, warps, stages = _config(q, "fwd")
+        bm, bn, warps, stages = _config(q, "fwd" if len(passes) == 1 else "fwd_permuted")
         plan = ps.plan(bm, bn, q.device)
-        if plan.n_active > LONG_ROW * plan.rows.order.numel() and _config(q, "fwd_long") != (bm, bn, warps, stages):
+        long_rows = plan.n_active * bn > LONG_ROW * plan.rows.order.numel()
+        if long_rows and _config(q, "fwd_long") != (bm, bn, warps, stages):
             bm, bn, warps, stages = _config(q, "fwd_long")  # long rows: bigger query tiles reuse each K/V load more
             plan = ps.plan(bm, bn, q.device)
         grid = (triton.cdiv(ps.n_pos, bm), B * H * ps.tok_stride)
