@@ -11,7 +11,7 @@ import abc
 
 import numpy as np
 
-from .base import CSR, _is_torch, check_bool, check_int
+from .base import CSR, ParamsRepr, _is_torch, check_bool, check_int
 
 
 def check_seed(seed) -> int:
@@ -68,7 +68,7 @@ def causal_filter(rows: np.ndarray, cols: np.ndarray):
     return rows[keep], cols[keep]
 
 
-class LearnedPattern(abc.ABC):
+class LearnedPattern(ParamsRepr, abc.ABC):
     """A data-dependent sparsity pattern: `build(q, k)` returns a fixed CSR or Pattern for that input."""
 
     causal: bool = False
@@ -88,15 +88,3 @@ class LearnedPattern(abc.ABC):
     def selection_cost(self, n: int, d: int) -> int:
         """Multiply-adds (and comparisons) spent choosing the pairs, before any attention is computed."""
 
-    def _params(self) -> dict:
-        return {}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and repr(self) == repr(other)
-
-    def __hash__(self) -> int:
-        return hash(repr(self))

@@ -170,7 +170,25 @@ def csr_from_rows(n: int, row_chunks, nnz: int | None = None) -> CSR:
 # ----------------------------------------------------------------------------------------------------------------
 # Pattern
 # ----------------------------------------------------------------------------------------------------------------
-class Pattern(abc.ABC):
+class ParamsRepr:
+    """repr, equality and hashing from the constructor arguments (`_params()`): caches key on patterns."""
+
+    def _params(self) -> dict:
+        """Constructor arguments, in order."""
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and repr(self) == repr(other)
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+
+class Pattern(ParamsRepr, abc.ABC):
     """Which keys each query may attend to. Subclasses implement `allowed`; every view follows from it."""
 
     #: True when the rule itself depends on n (random tables), so `mask_mod` needs `mask_mod_for(n)`.
@@ -277,20 +295,6 @@ class Pattern(abc.ABC):
     def __and__(self, other: "Pattern") -> "Pattern":
         return Intersection(self, other)
 
-    # ---- repr / equality from the constructor arguments ---------------------------------------------------------
-    def _params(self) -> dict:
-        """Constructor arguments, in order; used by repr, equality and hashing (caches key on patterns)."""
-        return {}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and repr(self) == repr(other)
-
-    def __hash__(self) -> int:
-        return hash(repr(self))
 
 
 def layout_from_csr(csr: CSR, block: int) -> np.ndarray:
