@@ -8,6 +8,9 @@ EXTRAS   := lab,test,triton
 NBVAL    := --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=180 -p no:cacheprovider
 HOST     ?= 127.0.0.1
 PORT     ?= 8888
+LAB_ARGS ?=
+# Jupyter refuses to run as root without --allow-root (containers, CI); a normal user never needs it.
+ROOT_ARG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: install lab test test-unit test-notebooks test-exercises test-browser exercises bench-cpu clean
 
@@ -24,7 +27,7 @@ install: $(STAMP)
 
 lab: install
 	$(BIN)/jupyter lab --ip=$(HOST) --port=$(PORT) --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks \
-	    --MappingKernelManager.default_kernel_name=saattn-edu
+	    --MappingKernelManager.default_kernel_name=saattn-edu $(ROOT_ARG) $(LAB_ARGS)
 
 # pytest exits 5 when a folder holds nothing to collect: that is not a failure of the course.
 test: install test-unit test-notebooks test-exercises
