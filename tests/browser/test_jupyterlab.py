@@ -15,6 +15,8 @@ SCREENSHOTS = ROOT / "tests" / "browser" / "screenshots"
 NOTEBOOKS = sorted(p.relative_to(ROOT).as_posix() for d in ("notebooks", "solutions") for p in (ROOT / d).glob("*.ipynb"))
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+# Outputs the README shows, shot from the browser: notebook -> (text in the producing cell, file name).
+README_SHOTS = {"notebooks/08_triton_block_sparse.ipynb": ("at16 = ", "kernel_timing.png")}
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 # What the notebook model holds after a run: errors, unexecuted cells, and how many widget / plotly outputs.
@@ -99,6 +101,10 @@ def test_notebook_runs_and_renders_in_jupyterlab(lab, page, rel):
     dom = dom_summary(page, expect_plotly=model["plotly"])
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / (rel.replace("/", "__") + ".png")))
+    if rel in README_SHOTS:
+        text, name = README_SHOTS[rel]
+        cell = page.locator(f"{PANEL} .jp-CodeCell", has_text=text).first
+        cell.locator(".jp-OutputArea-output").first.screenshot(path=str(SCREENSHOTS / name))
     assert dom["widgetErrors"] == dom["widgetTextReprs"] == 0, f"{rel}: widgets shown as text or errors: {dom}"
     assert dom["widgets"] == model["widgets"], f"{rel}: {model['widgets']} widget outputs, {dom['widgets']} drawn"
     assert dom["plotlyRendered"] == dom["plotly"] == model["plotly"], f"{rel}: plotly figures not drawn: {dom}"

@@ -1,0 +1,152 @@
+"""Checks for exercises/11_hybrid_design.ipynb: receptive fields, attention FLOPs of a layer stack, a hybrid design.
+
+The design question is graded by training: the learner's per-layer patterns go into the same tiny encoder, trained
+with a fixed seed on a needle task whose needle lies beyond a stack of small windows; it passes when it stays
+within the attention-FLOP budget and reaches the accuracy bar on held-out examples.
+"""
+from __future__ import annotations
+
+from saattn_edu import patterns as P
+from saattn_edu.patterns.learned import LearnedPattern
+
+from ..compare import IntEqual, NumberClose, Verdict
+from ..spec import Case, Question
+from .ex01 import forbid_pattern_api
+
+# The design problem: everything the grader uses, so the notebook can show it and try a design first.
+DESIGN = {"seq_len": 64, "distance": (32, 60), "n_layers": 3, "d_model": 32, "n_heads": 2, "steps": 150,
+          "batch_size": 32, "lr": 3e-3, "seed": 0, "budget_fraction": 0.4, "bar": 0.9}
+
+
+def design_task():
+    from saattn_edu.models import NeedleRetrieval
+
+    return NeedleRetrieval(seq_len=DESIGN["seq_len"], distance=DESIGN["distance"])
+
+
+def design_model(layers):
+    """The tiny encoder the design is trained in (seeded, so the same layers give the same model)."""
+    import torch
+
+    from saattn_edu.models import TinyTransformer
+
+    torch.manual_seed(DESIGN["seed"])
+    return TinyTransformer(design_task().vocab_size, DESIGN["seq_len"], layers=list(layers),
+                           d_model=DESIGN["d_model"], n_heads=DESIGN["n_heads"])
+
+
+def design_budget() -> int:
+    """Attention FLOPs allowed: `budget_fraction` of the all-dense model's (one forward pass, one sequence)."""
+    n, d, L = DESIGN["seq_len"], DESIGN["d_model"], DESIGN["n_layers"]
+    return int(DESIGN["budget_fraction"] * L * 4 * n * n * d)
+
+
+def design_problem(layers) -> str | None:
+    """Why `layers` cannot be graded (wrong type or length, a learned method, over budget), or None."""
+    if not isinstance(layers, (list, tuple)):
+        return f"expected a list of {DESIGN['n_layers']} patterns, got {type(layers).__name__}"
+    if len(layers) != DESIGN["n_layers"]:
+        return f"expected {DESIGN['n_layers']} layers, got {len(layers)}"
+    for k, p in enumerate(layers):
+        if isinstance(p, LearnedPattern) or not isinstance(p, P.Pattern):
+            return f"layer {k} must be a fixed pattern from saattn_edu.patterns (e.g. P.SlidingWindow(9)), got {p!r}"
+    cost = design_model(layers).attention_flops()
+    if cost > design_budget():
+        return f"your layers cost {cost:,} attention FLOPs per sequence; the budget is {design_budget():,}"
+    return None
+
+
+def train_design(layers, progress: bool = False):
+    """Train the design exactly as the grader does; returns the TrainResult (accuracy at its end: .final_accuracy)."""
+    from saattn_edu.models import train
+
+    return train(design_model(layers), design_task(), steps=DESIGN["steps"], batch_size=DESIGN["batch_size"],
+                 lr=DESIGN["lr"], seed=DESIGN["seed"], eval_every=DESIGN["steps"], progress=progress)
+
+
+class TrainedDesign:
+    """A design passes when it is within the FLOP budget and its trained accuracy reaches the bar."""
+
+    def __call__(self, expected, got) -> Verdict:
+        why = design_problem(got)
+        if why:
+            return Verdict(False, [why])
+        acc = train_design(got).final_accuracy
+        if acc < DESIGN["bar"]:
+            return Verdict(False, [f"trained accuracy {acc:.3f} is below the bar {DESIGN['bar']} (chance is 0.125): "
+                                   "can information travel from the needle to the last token?"])
+        return Verdict(True)
+
+
+# ---- references ------------------------------------------------------------------------------------------------
+def _ref_receptive_field(windows, causal):
+    return sum((w - 1) if causal else w // 2 for w in windows)
+
+
+def _ref_stack_flops(layers, n, d_model):
+    total = 0
+    for w in layers:
+        pattern = P.Dense() if w is None else P.SlidingWindow(w)
+        total += 4 * pattern.num_pairs(n) * d_model
+    return total
+
+
+def _windows_case(causal):
+    def make(rng):
+        return {"windows": [int(w) for w in rng.integers(1, 40, size=int(rng.integers(1, 6)))], "causal": causal}
+
+    return make
+
+
+def _stack_case(kind):
+    def make(rng):
+        n, d = int(rng.integers(8, 300)), int(rng.choice([16, 32, 64]))
+        L = int(rng.integers(1, 5))
+        if kind == "dense":
+            layers = [None] * L
+        elif kind == "wide":
+            layers = [int(rng.integers(n, 3 * n)) for _ in range(L)]
+        else:
+            layers = [None if rng.random() < 0.3 else int(rng.integers(1, n)) for _ in range(L)]
+        return {"layers": layers, "n": n, "d_model": d}
+
+    return make
+
+
+QUESTIONS = [
+    Question(
+        "receptive_field", 1, reference=_ref_receptive_field, compare=IntEqual(),
+        hint="Each layer adds its own reach: window // 2 on each side (non-causal), window - 1 back (causal).",
+        cases=(
+            Case("non-causal windows", _windows_case(False), hint="a non-causal window reaches window // 2"),
+            Case("causal windows", _windows_case(True), hint="a causal window sees i - window < j <= i"),
+            Case("one layer", lambda rng: {"windows": [int(rng.integers(1, 50))], "causal": bool(rng.integers(2))}),
+        ),
+    ),
+    Question(
+        "stack_attention_flops", 2, reference=_ref_stack_flops, compare=IntEqual(), forbid=forbid_pattern_api,
+        hint="4 · pairs · d_model per layer; a non-causal window of reach r = w // 2 keeps the offsets |i - j| <= r, "
+             "and offset o != 0 occurs in 2·(n - o) pairs.",
+        cases=(
+            Case("dense layers only", _stack_case("dense"), hint="a dense layer has n² pairs"),
+            Case("dense and sliding layers", _stack_case("mixed")),
+            Case("windows wider than the sequence", _stack_case("wide"),
+                 hint="offsets only go up to n - 1: clip the reach"),
+        ),
+    ),
+    Question(
+        "hybrid_design", 3, kind="value", answer_name="my_layers", points=4, reference=lambda: DESIGN,
+        compare=TrainedDesign(),
+        hint="All-sliding stacks cannot see 32+ tokens away; one dense layer (or a relay) can, within the budget.",
+    ),
+    Question(
+        "q4", 4, kind="value", answer_name="q4_answer", points=1, compare=IntEqual(),
+        reference=lambda: 41,
+        hint="Three layers each reaching w // 2: 3 · (w // 2) >= 60.",
+    ),
+    Question(
+        "q5", 5, kind="value", answer_name="q5_answer", points=1, compare=NumberClose(rtol=1e-3),
+        reference=lambda: _ref_stack_flops([None, 9, 9], 64, 32) / _ref_stack_flops([None] * 3, 64, 32),
+        hint="Divide the FLOPs of [dense, window 9, window 9] by those of three dense layers (n=64, d_model=32).",
+    ),
+]
