@@ -199,6 +199,15 @@ How to read it (the numbers are in `benchmarks/NOTES.md`; 250 training steps per
 > barely moves (see the PNG next to the JSON); on a GPU at long n the block-sparse kernel turns the saved pairs
 > into saved time (lessons 06 and 08).
 
+## Summary
+
+- Accuracy is decided by **reach**: a stack of windows sees `layers × window / 2` tokens each way; a dependency
+  farther than that stays at chance however long you train, while dense attention, global tokens or random
+  shortcuts give a short path to anywhere (if training finds it).
+- **Hybrids** buy that reach cheaply: one dense layer at the bottom with cheap windows above it solved the far
+  needle at a fraction of the all-dense attention FLOPs.
+- FLOPs become time only with a block-sparse kernel at long n (lessons 06 and 08).
+
 ## Try it
 
 `exercises/11_hybrid_design.ipynb`: given an attention-FLOP budget, choose a pattern per layer that passes an
