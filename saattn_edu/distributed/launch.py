@@ -160,7 +160,8 @@ def build_parser():
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of `saattn ring` (shared by the CLI and `python -m saattn_edu.distributed.launch`)."""
     p.add_argument("--world-size", type=int, default=2, help="processes to spawn (ignored under torchrun)")
-    p.add_argument("--n", type=int, default=4096, help="sequence length")
+    # torchrun reads a bare --n as an abbreviation of its own options: under torchrun write --seq-len.
+    p.add_argument("--n", "--seq-len", dest="n", type=int, default=4096, help="sequence length")
     p.add_argument("--d", type=int, default=64, help="head dimension")
     p.add_argument("--heads", type=int, default=1)
     p.add_argument("--causal", action="store_true")
