@@ -10,6 +10,7 @@ than the distance cannot see the answer.
 """
 from __future__ import annotations
 
+import abc
 from importlib import resources
 
 import numpy as np
@@ -30,7 +31,7 @@ def check_distance(distance, seq_len: int, room: int) -> tuple[int, int]:
     return lo, hi
 
 
-class Task:
+class Task(abc.ABC):
     """Base class: a name, a vocabulary, a sequence length, the model type it suits (causal or not)."""
 
     name = "task"
@@ -40,8 +41,9 @@ class Task:
     def __init__(self, seq_len: int):
         self.seq_len = check_int("seq_len", seq_len, minimum=4)
 
+    @abc.abstractmethod
     def sample(self, batch_size: int, rng: np.random.Generator):
-        raise NotImplementedError
+        """(x, y) int64 NumPy arrays (B, n); y holds IGNORE where there is nothing to predict."""
 
     def batch(self, batch_size: int, seed: int):
         """(x, y) int64 torch tensors (B, n) drawn from np.random.default_rng(seed)."""
