@@ -62,3 +62,11 @@ def test_patterns_and_reference_import_without_torch():
 def test_console_script_is_declared():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["saattn"] == "saattn_edu.cli:main"
+
+
+def test_readme_pictures_exist():
+    readme = (ROOT / "README.md").read_text()
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
+    assert pictures, "the README shows no screenshot"
+    missing = [p for p in pictures if not p.startswith("http") and not (ROOT / p).is_file()]
+    assert missing == [], f"README pictures missing: {missing}"

@@ -107,7 +107,8 @@ def test_notebook_runs_and_renders_in_jupyterlab(lab, page, rel):
         cell.locator(".jp-OutputArea-output").first.screenshot(path=str(SCREENSHOTS / name))
     assert dom["widgetErrors"] == dom["widgetTextReprs"] == 0, f"{rel}: widgets shown as text or errors: {dom}"
     assert dom["widgets"] == model["widgets"], f"{rel}: {model['widgets']} widget outputs, {dom['widgets']} drawn"
-    assert dom["plotlyRendered"] == dom["plotly"] == model["plotly"], f"{rel}: plotly figures not drawn: {dom}"
+    # widgets may hold plotly figures of their own, so the page can show more figures than the cells' outputs
+    assert dom["plotlyRendered"] == dom["plotly"] >= model["plotly"], f"{rel}: plotly figures not drawn: {dom}"
     assert dom["figureReprs"] == 0, f"{rel}: matplotlib figures shown as text: {dom}"
 
 
@@ -133,10 +134,23 @@ def test_explorer_redraws_when_a_slider_moves(lab, page):
     slider.locator(".noUi-handle").first.focus()
     for _ in range(8):  # noUiSlider moves one step per key press
         page.keyboard.press("ArrowRight")
-    page.wait_for_function(f"(b) => {{ const a = ({EXPLORER_JS})('{PANEL}'); return a && a.images.length === b.images.length && a.images.every((s, k) => s !== b.images[k]); }}",
-                           arg=before, timeout=30_000)
-    after = page.evaluate(EXPLORER_JS, PANEL)
+    after = _settled_explorer(page)  # every key press redraws: wait until the last redraw has landed
+    assert all(a != b for a, b in zip(after["images"], before["images"])), "the explorer's figures did not change"
     assert after["text"] != before["text"], "the explorer's numbers did not change with the window"
     slider.screenshot(path=str(SCREENSHOTS / "explorer_slider.png"))
     page.locator(f"{PANEL} .jp-OutputArea-output > .jupyter-widgets").first.screenshot(
         path=str(SCREENSHOTS / "explorer.png"))
+
+
+def _settled_explorer(page, timeout_s: float = 60.0) -> dict:
+    """The explorer's state once the kernel is idle and two reads a second apart agree."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(1000)
+        idle = page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status")
+        now = page.evaluate(EXPLORER_JS, PANEL)
+        if idle == "idle" and now == last:
+            return now
+        last = now
+    raise AssertionError("the explorer kept redrawing")
