@@ -482,7 +482,7 @@ def qkv(n):
     return [rng.standard_normal((n, d)).astype(np.float32) for _ in range(3)]
 
 
-ns_window = [4096, 8192, 16384, 32768, 65536]
+ns_window = [65536, 131072, 262144, 524288]  # large enough that per-call overheads fade
 t_window = [C.time_fn(R.sparse_attention, *qkv(n), P.SlidingWindow(w), repeats=3).min for n in ns_window]
 ns_dense = [256, 512, 1024, 2048]
 t_dense = [C.time_fn(R.dense_attention, *qkv(n), repeats=3).min for n in ns_dense]
