@@ -198,7 +198,31 @@ How to read it (the numbers are in `benchmarks/NOTES.md`; 250 training steps per
 > FLOPs are not time. On this CPU every path runs as masked SDPA at these tiny sizes, so the wall-clock axis
 > barely moves (see the PNG next to the JSON); on a GPU at long n the block-sparse kernel turns the saved pairs
 > into saved time (lessons 06 and 08).
+"""),
+    md("""
+## Play with it
 
+Back to the two models trained above: pick one, a layer and a head, and read that head's attention on the
+example (the needle's column is in the title). Compare the last row of the hybrid's dense layer with the same
+row of the window model.
+"""),
+    code("""
+import ipywidgets as widgets
+
+
+def explore_heads(model="dense + window 9", layer=0, head=0):
+    maps = models[model].attention_maps(ex_x)  # one (1, heads, n, n) tensor per layer
+    row = maps[layer][0, head, -1]
+    title = f"{model}: layer {layer}, head {head} (needle at column {needle})"
+    print(f"the query puts {row[needle]:.0%} of its attention on the needle; its top key is {int(row.argmax())}")
+    viz.plot_attention_map({title: maps[layer][0, head].numpy()})
+    plt.show()
+
+
+first = next(iter(models.values()))
+widgets.interact(explore_heads, model=list(models), layer=(0, len(first.blocks) - 1), head=(0, first.n_heads - 1));
+""", IGNORE),
+    md("""
 ## Summary
 
 - Accuracy is decided by **reach**: a stack of windows sees `layers × window / 2` tokens each way; a dependency

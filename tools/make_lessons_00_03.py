@@ -204,6 +204,29 @@ print(f"{window!r}: {window.num_pairs(n_long):,} pairs, density {window.density(
       f"{sparse_flops:.2e} FLOPs → {dense_flops / sparse_flops:.0f}× fewer")
 """),
     md("""
+## Play with it
+
+Pick a sequence length and a number format: the cell counts one head's score matrix, its FLOPs and the bytes a
+straightforward implementation moves, for dense attention and for a 256-token sliding window. Double $n$ and
+watch dense grow four-fold while the window only doubles.
+"""),
+    code("""
+import ipywidgets as widgets
+
+
+def costs(n=16_384, dtype="float32"):
+    d = 64
+    print(f"n = {n:,}, d = {d}, {dtype}: the score matrix alone is {fmt_bytes(n * n * C.dtype_bytes(dtype))}")
+    for name, p, execution in [("dense", P.Dense(), "dense"), ("SlidingWindow(256)", P.SlidingWindow(256), "gather")]:
+        flops = C.attention_flops(p, n, d, execution=execution)
+        moved = C.attention_bytes(p, n, d, dtype=dtype, execution=execution)
+        print(f"{name:>20}: {flops:9.2e} FLOPs, {fmt_bytes(moved):>9} moved")
+
+
+widgets.interact(costs, n=widgets.SelectionSlider(options=[2**e for e in range(10, 21)], value=16_384),
+                 dtype=["float32", "bfloat16", "float16", "float64"]);
+""", IGNORE),
+    md("""
 ## Summary
 
 - Dense attention builds an $n \\times n$ score matrix: memory and work grow as $n^2$ (we measured the exponent
@@ -498,7 +521,28 @@ viz.plot_complexity({f"SlidingWindow({w})": P.SlidingWindow(w)}, ns_window, d=d,
 The fits printed above give an exponent ≈ 1 for the window and ≈ 2 for dense; on a busy
 machine a fit can drift by a few tenths (fixed per-call costs pull the small sizes up): run the cell again.
 Counted FLOPs (left panel) are exact; wall-clock time also pays for memory traffic and bookkeeping. Lesson 06 comes back to this gap between counted and measured cost.
+"""),
+    md("""
+## Play with it
 
+Move the sliders: the receptive field of token 48 (of 96) through a stack of identical windows. With
+`dilation = 1` the window is a plain sliding window; try `dilation = 4` and count the gaps, then add layers.
+"""),
+    code("""
+import ipywidgets as widgets
+
+
+def explore_rf(window=9, dilation=1, layers=3):
+    p = P.SlidingWindow(window) if dilation == 1 else P.DilatedWindow(window, dilation)
+    reach = receptive_field(p, 96, layers=layers, query=48)[-1]
+    print(f"{p!r}, {layers} layer(s): token 48 hears from {int(reach.sum())} tokens")
+    viz.plot_receptive_field(p, 96, layers=layers, query=48)
+    plt.show()
+
+
+widgets.interact(explore_rf, window=(3, 17, 2), dilation=(1, 6), layers=(1, 5));
+""", IGNORE),
+    md("""
 ## Summary
 
 - A window of $w$ keys costs $O(n \\cdot w)$ pairs; its measured time grows linearly in $n$.
@@ -633,7 +677,32 @@ viz.plot_attention_map(probs, vmax=0.25)  # colours saturate at 0.25 so that sma
 In the Longformer map, row 0 (the global question token) may look at the whole document and puts its weight
 on column 80; columns 0–1 light up because every token also reads the question. Everything else stays a thin
 band.
+"""),
+    md("""
+## Play with it
 
+A window plus `g` global tokens (the first `g` positions) at $n = 256$: the mask, its pairs and the fraction of
+all pairs connected within two layers. With `g = 0` only the window's neighbourhood is reached; one hub is
+enough to reach 100 %.
+"""),
+    code("""
+import ipywidgets as widgets
+
+
+def explore_hubs(g=1, window=5):
+    n = 256
+    p = P.SlidingWindow(window) | P.GlobalTokens(range(g))
+    two_hops = reachability(p, n, 2).mean()
+    print(f"{g} global token(s), window {window}: {p.num_pairs(n):,} pairs (density {p.density(n):.1%}); "
+          f"reachable in 2 layers: {two_hops:.1%} of all pairs")
+    fig, ax = plt.subplots(figsize=(4.4, 4.4), dpi=72)
+    viz.plot_mask(p, n, ax=ax)
+    plt.show()
+
+
+widgets.interact(explore_hubs, g=(0, 8), window=(3, 33, 2));
+""", IGNORE),
+    md("""
 ## Summary
 
 - Global tokens are hubs: with even one, every pair of tokens is connected within two layers, for about $2n$
