@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat as nbf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_lessons_00_03 import SETUP  # noqa: E402  the same Colab cell in every notebook
+from make_lessons_00_03 import SETUP, write_if_changed  # noqa: E402  the same Colab cell in every notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 BADGE = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
@@ -721,13 +721,7 @@ NOTEBOOKS = {
 
 def main() -> int:
     for name, (title, intro, goals, cells) in NOTEBOOKS.items():
-        path = ROOT / "solutions" / f"{name}.ipynb"
-        old = nbf.read(path, as_version=4) if path.exists() else None
-        nb = build(name, title, intro, goals, cells)
-        if old is not None and [c.source for c in old.cells] == [c.source for c in nb.cells]:
-            continue  # unchanged: keep the executed outputs
-        nbf.write(nb, path)
-        print("wrote", path.relative_to(ROOT))
+        write_if_changed(ROOT / "solutions" / f"{name}.ipynb", build(name, title, intro, goals, cells))
     return 0
 
 

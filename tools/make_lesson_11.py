@@ -13,11 +13,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import nbformat as nbf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_exercises_02_05 as EX  # noqa: E402  the exercise header, HOW text and grade cell
-from make_lessons_00_03 import IGNORE, build, code, md  # noqa: E402
+from make_lessons_00_03 import IGNORE, build, code, md, write_if_changed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -391,11 +390,7 @@ def main() -> int:
                         ], E11)
     for nb, path in ((lesson, ROOT / "notebooks" / "11_accuracy_vs_efficiency.ipynb"),
                      (exercise, ROOT / "solutions" / "11_hybrid_design.ipynb")):
-        old = nbf.read(path, as_version=4) if path.exists() else None
-        if old is not None and [c.source for c in old.cells] == [c.source for c in nb.cells]:
-            continue  # unchanged: keep the executed outputs
-        nbf.write(nb, path)
-        print("wrote", path.relative_to(ROOT))
+        write_if_changed(path, nb)
     return 0
 
 

@@ -745,15 +745,19 @@ LESSONS = {
 }
 
 
+def write_if_changed(path: Path, nb) -> None:
+    """Write `nb` unless its cells (sources and tags) equal the file's: an unchanged notebook keeps its outputs."""
+    old = nbf.read(path, as_version=4) if path.exists() else None
+    cells = lambda book: [(c.source, c.metadata.get("tags")) for c in book.cells]  # noqa: E731
+    if old is not None and cells(old) == cells(nb):
+        return
+    nbf.write(nb, path)
+    print("wrote", path.relative_to(ROOT))
+
+
 def main() -> int:
     for name, (title, goals, cells) in LESSONS.items():
-        path = ROOT / "notebooks" / f"{name}.ipynb"
-        old = nbf.read(path, as_version=4) if path.exists() else None
-        nb = build(name, title, goals, cells)
-        if old is not None and [c.source for c in old.cells] == [c.source for c in nb.cells]:
-            continue  # unchanged: keep the executed outputs
-        nbf.write(nb, path)
-        print("wrote", path.relative_to(ROOT))
+        write_if_changed(ROOT / "notebooks" / f"{name}.ipynb", build(name, title, goals, cells))
     return 0
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import nbformat as nbf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_lessons_00_03 import IGNORE, build, code, md  # noqa: E402
+from make_lessons_00_03 import IGNORE, build, code, md, write_if_changed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -467,13 +466,7 @@ LESSONS = {
 
 def main() -> int:
     for name, (title, goals, cells) in LESSONS.items():
-        path = ROOT / "notebooks" / f"{name}.ipynb"
-        old = nbf.read(path, as_version=4) if path.exists() else None
-        nb = build(name, title, goals, cells)
-        if old is not None and [c.source for c in old.cells] == [c.source for c in nb.cells]:
-            continue  # unchanged: keep the executed outputs
-        nbf.write(nb, path)
-        print("wrote", path.relative_to(ROOT))
+        write_if_changed(ROOT / "notebooks" / f"{name}.ipynb", build(name, title, goals, cells))
     return 0
 
 

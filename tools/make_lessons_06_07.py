@@ -12,11 +12,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import nbformat as nbf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_exercises_02_05 import build as build_solution  # noqa: E402  same header, HOW text and grade cell
 from make_lessons_00_03 import build as build_lesson  # noqa: E402  same header and Colab cell
+from make_lessons_00_03 import write_if_changed as _write  # noqa: E402  keeps outputs when nothing changed
 
 ROOT = Path(__file__).resolve().parent.parent
 IGNORE = ("nbval-ignore-output",)  # measured numbers, widgets: they change run to run
@@ -1000,15 +1000,6 @@ SOLUTIONS = {
          "skip the tiles a block layout turns off, without ever reading them"],
         E07),
 }
-
-
-def _write(path: Path, nb) -> None:
-    old = nbf.read(path, as_version=4) if path.exists() else None
-    if old is not None and [(c.source, c.metadata.get("tags")) for c in old.cells] == \
-            [(c.source, c.metadata.get("tags")) for c in nb.cells]:
-        return  # unchanged: keep the executed outputs
-    nbf.write(nb, path)
-    print("wrote", path.relative_to(ROOT))
 
 
 def main() -> int:

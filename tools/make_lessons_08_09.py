@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_exercises_02_05 import build as build_solution  # noqa: E402  same header, HOW text and grade cell
 from make_lessons_00_03 import build as build_lesson  # noqa: E402  same header and Colab cell
-from make_lessons_06_07 import _write  # noqa: E402  keeps executed outputs when nothing changed
+from make_lessons_00_03 import write_if_changed as _write  # noqa: E402  keeps outputs when nothing changed
 
 ROOT = Path(__file__).resolve().parent.parent
 IGNORE = ("nbval-ignore-output",)  # measured numbers, versions, widgets: they change run to run
