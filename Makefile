@@ -14,11 +14,13 @@ ROOT_ARG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: install lab test test-unit test-notebooks test-exercises test-browser exercises bench-cpu clean
 
-$(STAMP): pyproject.toml constraints.txt tools/lab_overrides.json
+$(STAMP): pyproject.toml constraints.txt tools/lab_overrides.json Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
-	$(BIN)/python -m ipykernel install --sys-prefix --name saattn-edu --display-name "Python (saattn-edu)" >/dev/null
+	# The course kernel takes the name the notebooks carry (python3, which Colab knows too): every lesson opens in
+	# this venv's Python with no kernel to choose.
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python (saattn-edu)" >/dev/null
 	# No news toast, no kernel dialog: JupyterLab opens straight onto the course.
 	mkdir -p $(VENV)/share/jupyter/lab/settings && cp tools/lab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $(STAMP)
@@ -27,7 +29,7 @@ install: $(STAMP)
 
 lab: install
 	$(BIN)/jupyter lab --ip=$(HOST) --port=$(PORT) --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks \
-	    --MappingKernelManager.default_kernel_name=saattn-edu $(ROOT_ARG) $(LAB_ARGS)
+	    --MappingKernelManager.default_kernel_name=python3 $(ROOT_ARG) $(LAB_ARGS)
 
 # pytest exits 5 when a folder holds nothing to collect: that is not a failure of the course.
 test: install test-unit test-notebooks test-exercises

@@ -403,6 +403,7 @@ def main(argv=None):
     ap.add_argument("--skip-flex", action="store_true")
     ap.add_argument("--bwd-sweep", action="store_true", help="time backward tile configs first")
     ap.add_argument("--tune", action="store_true", help="config variants on the remaining gaps (see NOTES.md)")
+    ap.add_argument("--tune-bwd", action="store_true", help="backward tile shapes (dK/dV and dQ apart), with refs")
     ap.add_argument("--baseline", help="path of an older block_sparse_flash.py to time first in --tune")
     ap.add_argument("--out", default=os.environ.get("OUT") or "benchmarks/results")
     args = ap.parse_args(argv)
@@ -412,6 +413,18 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__}
     print(meta, flush=True)
+    if args.tune_bwd:  # (BM1, BN1, BM2, BN2, warps, stages): dK/dV programs hold BN1 keys, dQ programs BM2 queries
+        t16, t64 = 16384, 65536
+        res = {"meta": meta, "correctness": correctness()}
+        cases = [("sliding_w1024", t16), ("sliding_w1024", t64), ("causal", t16), ("causal", t64),
+                 ("longformer_w512_g64", t16), ("bigbird_blk128", t16)]
+        res["tune"] = tune(args.out, [], [(64, 64, 64, 64, 4, 2), (64, 128, 128, 64, 8, 2), (32, 128, 128, 32, 8, 2),
+                                          (32, 128, 128, 32, 4, 2), (64, 128, 128, 64, 8, 1), (32, 128, 128, 32, 8, 3),
+                                          (64, 64, 128, 64, 8, 2)], [], cases)
+        res["refs"] = tune_refs(args.out, [(p, n, "fwdbwd") for p, n in cases])
+        with open(os.path.join(args.out, "gpu_tune_bwd.json"), "w") as f:
+            json.dump(res, f, indent=1)
+        return
     if args.tune:
         baseline = None
         if args.baseline:  # an older kernel file, imported as a module of its own

@@ -77,6 +77,9 @@ def attention(q, k, v, pattern, backend="auto", scale=None, return_backend=False
     gradients are needed, else flex; numpy arrays use "numpy") or one of BACKENDS. The choice is logged at INFO
     level, and returned as (out, backend) when `return_backend=True`.
     """
+    from .patterns import as_pattern
+
+    pattern = as_pattern(pattern)  # a learned selection's CSR runs on every path as a Listed pattern
     if backend == "auto":
         backend = choose_backend(q, pattern)
         log.info("saattn_edu.attention: backend=%r chosen for %s input", backend, type(q).__name__)

@@ -257,3 +257,22 @@ def test_every_check_is_logged_when_the_grader_asks(sol, tmp_path, monkeypatch, 
     assert [(r["question"], r["points"], r["source"]) for r in rows] == [("ex01.q6", 2.0, "check"),
                                                                         ("ex01.mask_to_csr", 4.0, "check")]
     assert CheckResult.from_dict(rows[1]).points == 4
+
+
+def test_an_aliased_import_of_a_library_helper_is_refused_too():
+    """`from saattn_edu.patterns.window import _window_pairs` in the notebook binds a second name to the helper:
+    the tripwire swaps that name (and the library's other imports of it) as well, then restores every one."""
+    ns = {}
+    exec("from saattn_edu.patterns.window import _window_pairs\n"
+         "from saattn_edu.patterns import sinks\n"
+         "def cheat(n, window, causal=False):\n"
+         "    return _window_pairs(n, window, causal)\n"
+         "def via_other_module(n, window, causal=False):\n"
+         "    return sinks._window_pairs(n, window, causal)\n", ns)
+    from saattn_edu.patterns import sinks, window
+
+    original = window._window_pairs
+    for fn in (ns["cheat"], ns["via_other_module"]):
+        r = run_question(get_question("ex01.sliding_window_num_pairs"), fn)
+        assert r.status == "refused" and r.points == 0, r.report()
+    assert ns["_window_pairs"] is original and sinks._window_pairs is original and window._window_pairs is original

@@ -60,3 +60,27 @@ def test_bad_inputs_name_the_parameter():
     p = P.Listed(P.CSR.from_mask(np.eye(4, dtype=bool)))
     with pytest.raises(ValueError, match="n must be 4"):
         p.mask(5)
+
+
+@pytest.mark.parametrize("backend", ["torch", "gather", "flex"])
+def test_a_bare_learned_csr_runs_on_every_torch_path(backend):
+    """What LSHBuckets.build returns (a CSR, not wrapped) goes straight to sa.attention; compiled Flex included."""
+    torch = pytest.importorskip("torch")
+    import saattn_edu as sa
+
+    rng = np.random.default_rng(np.random.SeedSequence().entropy)
+    n, d = 128, 16
+    q, k, v = rng.standard_normal((3, n, d)).astype(np.float32)
+    csr = P.LSHBuckets(n_buckets=4, chunk=16, seed=int(rng.integers(2**31))).build(q, k)
+    ref = R.dense_attention(q, k, v, mask=P.Listed(csr).mask(n))
+    qt, kt, vt = (torch.from_numpy(x)[None, None] for x in (q, k, v))
+    out = sa.attention(qt, kt, vt, csr, backend=backend)[0, 0].numpy()
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_attention_names_a_wrong_pattern_argument():
+    import saattn_edu as sa
+
+    q = np.ones((4, 2), dtype=np.float32) * np.arange(4, dtype=np.float32)[:, None]
+    with pytest.raises(TypeError, match="pattern must be"):
+        sa.attention(q, q, q, np.eye(4, dtype=bool))

@@ -91,3 +91,37 @@ def test_notebooks_are_small_and_exercises_cleared(rel):
     assert "widgets" not in nb.metadata, f"{rel}: widget state is committed (it churns on every run)"
     if rel.startswith("exercises/"):
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{rel}: outputs committed"
+
+
+FIGURE_MIMES = ("image/png", "application/vnd.plotly.v1+json")
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def _draws(source: str) -> bool:
+    """The cell asks for a picture when it runs: plt.show(), display(...) of a figure, or a viz.plot_* call as its
+    last line (cells that only define functions draw nothing until called)."""
+    import ast
+
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    body = [node for node in ast.parse(code).body
+            if not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom))]
+    if not body:
+        return False
+    run = "\n".join(ast.get_source_segment(code, node) or "" for node in body)
+    last = ast.get_source_segment(code, body[-1]) or ""
+    return "plt.show()" in run or "display(fig" in run or "display(viz." in run or (
+        last.startswith("viz.plot_") and not source.rstrip().endswith(";"))
+
+
+@pytest.mark.parametrize("rel", [p for p in ALL if not p.startswith("exercises/")])
+def test_every_cell_that_draws_shows_its_figure(rel):
+    """Committed lessons and solutions show the figures their cells draw (a figure closed before it is shown
+    leaves an empty output: the text then describes a picture nobody sees). Widget cells draw inside the widget."""
+    missing = []
+    for k, cell in enumerate(_cells(rel)):
+        if cell.cell_type != "code" or not _draws(cell.source):
+            continue
+        mimes = {m for out in cell.get("outputs", []) for m in out.get("data", {})}
+        if WIDGET_MIME not in mimes and not mimes & set(FIGURE_MIMES):
+            missing.append(k)
+    assert missing == [], f"{rel}: code cells {missing} draw a figure but their outputs hold none"

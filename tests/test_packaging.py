@@ -5,36 +5,48 @@ import sys
 import tomllib
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _name(requirement: str) -> str:
-    """'torch>=2.5; marker' -> 'torch'."""
-    return re.split(r"[<>=!~;\[ ]", requirement.strip(), maxsplit=1)[0].lower()
-
-
-def _pyproject_names() -> set[str]:
+def _pyproject_requirements() -> dict:
+    """name -> Requirement of every dependency and extra in pyproject.toml."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = list(project["dependencies"])
     for extra in project["optional-dependencies"].values():
         reqs += extra
-    return {_name(r) for r in reqs}
+    return {r.name.lower(): r for r in map(Requirement, reqs)}
 
 
-def _environment_names() -> set[str]:
-    names = set()
-    text = (ROOT / "environment.yml").read_text()
-    for line in text.split("dependencies:", 1)[1].splitlines():
-        m = re.match(r"^\s*-\s+([A-Za-z0-9_.\-]+)", line.split("#")[0])
-        if m and m.group(1) not in {"pip:", "pip", "python", "-e"}:
-            names.add(_name(m.group(1)))
-    return names
+def _environment_requirements() -> dict:
+    """name -> Requirement of every conda and pip line of environment.yml (python, pip and -e . left out)."""
+    reqs = {}
+    for line in (ROOT / "environment.yml").read_text().split("dependencies:", 1)[1].splitlines():
+        m = re.match(r"^\s*-\s+(.+)$", line.split("#")[0].rstrip())
+        if m and m.group(1) not in {"pip:", "pip", "-e ."} and not m.group(1).startswith("python"):
+            r = Requirement(m.group(1))
+            reqs[r.name.lower()] = r
+    return reqs
 
 
 def test_environment_yml_lists_the_same_packages_as_pyproject():
-    py, env = _pyproject_names(), _environment_names()
-    assert py - env == set(), f"in pyproject.toml but not environment.yml: {sorted(py - env)}"
-    assert env - py == set(), f"in environment.yml but not pyproject.toml: {sorted(env - py)}"
+    py, env = _pyproject_requirements(), _environment_requirements()
+    assert py.keys() - env.keys() == set(), f"in pyproject.toml but not environment.yml: {sorted(py.keys() - env.keys())}"
+    assert env.keys() - py.keys() == set(), f"in environment.yml but not pyproject.toml: {sorted(env.keys() - py.keys())}"
+
+
+def test_environment_yml_asks_for_the_same_versions_and_platforms():
+    """Same specifier and marker in both files; environment.yml may pin torch to the version constraints.txt pins."""
+    py, env = _pyproject_requirements(), _environment_requirements()
+    for name, r in py.items():
+        e = env[name]
+        assert str(e.marker) == str(r.marker), f"{name}: marker {e.marker} in environment.yml, {r.marker} in pyproject"
+        if name == "torch":
+            pinned = [s.version for s in e.specifier if s.operator == "=="]
+            assert pinned and r.specifier.contains(pinned[0]), f"torch: {e.specifier} does not satisfy {r.specifier}"
+        else:
+            assert e.specifier == r.specifier, f"{name}: {e.specifier} in environment.yml, {r.specifier} in pyproject"
 
 
 def test_torch_is_pinned_everywhere_it_is_installed():

@@ -60,8 +60,17 @@ def test_bad_arguments_name_the_parameter():
         resolve_pattern("window", causal=False)
 
 
+def _band_layout(nb=6):
+    """A block layout with a band, block column 0 and one empty block row (its queries see nothing)."""
+    layout = np.eye(nb, dtype=bool) | np.eye(nb, k=1, dtype=bool)
+    layout[:, 0] = True
+    layout[3] = False
+    return layout
+
+
 PATTERNS = [P.Dense(), P.Causal(), P.SlidingWindow(9), P.SlidingWindow(12, causal=True), P.DilatedWindow(5, 3),
-            P.AttentionSinks(2, 8)]
+            P.AttentionSinks(2, 8), P.BlockSparse(_band_layout(8), 8),  # n = 64 below: 8 blocks of 8
+            P.BigBird(block=8, window_blocks=3, global_blocks=1, random_blocks=1, seed=2)]
 
 
 @pytest.mark.parametrize("pattern", PATTERNS, ids=repr)
@@ -155,7 +164,8 @@ def _dense_grads(q, k, v, g, pattern):
     q, k, v = (t.detach().clone().requires_grad_() for t in (q, k, v))
     mask = torch.as_tensor(pattern.mask(q.shape[-2]))
     s = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
-    (torch.softmax(s.masked_fill(~mask, float("-inf")), -1) @ v * g).sum().backward()
+    p = torch.softmax(s.masked_fill(~mask, float("-inf")), -1).nan_to_num(0.0)  # empty rows: 0, not NaN
+    (p @ v * g).sum().backward()
     return q.grad, k.grad, v.grad
 
 
@@ -178,6 +188,9 @@ CASES = {
     "window-causal-zigzag": (P.SlidingWindow(17), True, "zigzag"),
     "dilated-striped": (P.DilatedWindow(7, 3), False, "striped"),
     "sinks": (P.AttentionSinks(4, 12), False, "contiguous"),
+    "block-sparse": (P.BlockSparse(_band_layout(), 16), False, "contiguous"),  # N = 96 = 6 blocks of 16
+    "bigbird-striped": (P.BigBird(block=8, window_blocks=3, global_blocks=1, random_blocks=1, seed=2), False,
+                        "striped"),
 }
 
 
@@ -260,6 +273,7 @@ def test_cli_parses_and_rejects_bad_input():
     with pytest.raises(ValueError, match="pattern"):
         launch.parse_pattern("window:zero")
     assert launch.parse_pattern("window:64") == P.SlidingWindow(64)
+    assert launch.parse_pattern("bigbird:32") == P.BigBird(block=32)
     with pytest.raises(ValueError, match="n=100"):
         launch.main(["--world-size", "8", "--n", "100", "--causal"])
     with pytest.raises(ValueError, match="world_size"):

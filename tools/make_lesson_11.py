@@ -120,9 +120,9 @@ needle = int(np.flatnonzero((ex_x[0] >= 2) & (ex_x[0] < 10))[0])
 for name, model in models.items():
     maps = model.attention_maps(ex_x)  # one (1, heads, n, n) tensor per layer
     probs = {f"{name}: layer {l}, head {h}": m[0, h].numpy() for l, m in enumerate(maps) for h in range(m.shape[1])}
-    fig = viz.plot_attention_map(probs)
+    fig = viz.plot_attention_map(probs)  # viz returns its figure (detached from pyplot): display shows it
     fig.suptitle(f"{name} (needle at column {needle})", y=1.02)
-plt.show()
+    display(fig)
 """),
     code("""
 dense_layer = models["dense + window 9"].attention_maps(ex_x)[0][0]  # (heads, n, n)
@@ -214,8 +214,7 @@ def explore_heads(model="dense + window 9", layer=0, head=0):
     row = maps[layer][0, head, -1]
     title = f"{model}: layer {layer}, head {head} (needle at column {needle})"
     print(f"the query puts {row[needle]:.0%} of its attention on the needle; its top key is {int(row.argmax())}")
-    viz.plot_attention_map({title: maps[layer][0, head].numpy()})
-    plt.show()
+    display(viz.plot_attention_map({title: maps[layer][0, head].numpy()}))
 
 
 first = next(iter(models.values()))

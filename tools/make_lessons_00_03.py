@@ -536,8 +536,7 @@ def explore_rf(window=9, dilation=1, layers=3):
     p = P.SlidingWindow(window) if dilation == 1 else P.DilatedWindow(window, dilation)
     reach = receptive_field(p, 96, layers=layers, query=48)[-1]
     print(f"{p!r}, {layers} layer(s): token 48 hears from {int(reach.sum())} tokens")
-    viz.plot_receptive_field(p, 96, layers=layers, query=48)
-    plt.show()
+    display(viz.plot_receptive_field(p, 96, layers=layers, query=48))
 
 
 widgets.interact(explore_rf, window=(3, 17, 2), dilation=(1, 6), layers=(1, 5));

@@ -173,7 +173,7 @@ viz.plot_layout(bb, 4096, 64)
 """),
     md("""
 Below about 1,024 tokens BigBird *is* dense (8 blocks cover everything), which is why the paper uses it for long
-inputs only. At 4,096 tokens a block-sparse kernel computes about a fifth of the blocks.
+inputs only. At 4,096 tokens a block-sparse kernel computes about one block in seven (the layout's title gives the share).
 
 ## Measured on this machine
 

@@ -289,23 +289,27 @@ def _bwd_dq_body(pid_m, pid_z, Q, K, V, DO, LSE, DELTA, DQ,
 
 @triton.jit
 def _bwd_kernel(Q, K, V, DO, LSE, DELTA, DQ, DK, DV,
-                RF, RFI, RP, RPI, RPM, RO, CF, CFI, CP, CPI, CPM, CO, Masks,
+                RF, RFI, RP, RPI, RPM, RO, MasksQ, CF, CFI, CP, CPI, CPM, CO, MasksKV,
                 qk_scale, sm_scale, n, H, H_KV, R, tok_stride, NK, ZK,
                 sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sdob, sdoh, sdon,
-                BM: tl.constexpr, BN: tl.constexpr, D: tl.constexpr, GROUP: tl.constexpr,
-                ACCUM: tl.constexpr, UPCAST: tl.constexpr, PREC: tl.constexpr):
-    """One launch for the whole backward: the first NK programs do dK/dV of a key tile, the rest dQ of a query tile."""
+                BM1: tl.constexpr, BN1: tl.constexpr, BM2: tl.constexpr, BN2: tl.constexpr, D: tl.constexpr,
+                GROUP: tl.constexpr, ACCUM: tl.constexpr, UPCAST: tl.constexpr, PREC: tl.constexpr):
+    """One launch for the whole backward: the first NK programs do dK/dV of a key tile, the rest dQ of a query tile.
+
+    Each half has its own tile shape (and plan): dK/dV programs hold BN1 keys and stream BM1 queries, dQ programs
+    hold BM2 queries and stream BN2 keys, so each can hold the larger side (as FlashAttention-2's backward does).
+    """
     pid = tl.program_id(0)
     pid_z = tl.program_id(1)
     if pid < NK:
         if pid_z < ZK:  # GQA: only B * H_KV * R key programs have work
-            _bwd_dkdv_body(tl.load(CO + pid), pid_z, Q, K, V, DO, LSE, DELTA, DK, DV, CF, CFI, CP, CPI, CPM, Masks,
+            _bwd_dkdv_body(tl.load(CO + pid), pid_z, Q, K, V, DO, LSE, DELTA, DK, DV, CF, CFI, CP, CPI, CPM, MasksKV,
                            qk_scale, sm_scale, n, H, H_KV, R, tok_stride, sqb, sqh, sqn, skb, skh, skn, svb, svh,
-                           svn, sdob, sdoh, sdon, BM, BN, D, GROUP, ACCUM, UPCAST, PREC)
+                           svn, sdob, sdoh, sdon, BM1, BN1, D, GROUP, ACCUM, UPCAST, PREC)
     else:
-        _bwd_dq_body(tl.load(RO + pid - NK), pid_z, Q, K, V, DO, LSE, DELTA, DQ, RF, RFI, RP, RPI, RPM, Masks,
+        _bwd_dq_body(tl.load(RO + pid - NK), pid_z, Q, K, V, DO, LSE, DELTA, DQ, RF, RFI, RP, RPI, RPM, MasksQ,
                      qk_scale, sm_scale, n, H, GROUP, R, tok_stride, sqb, sqh, sqn, skb, skh, skn, svb, svh, svn,
-                     sdob, sdoh, sdon, BM, BN, D, ACCUM, UPCAST, PREC)
+                     sdob, sdoh, sdon, BM2, BN2, D, ACCUM, UPCAST, PREC)
 
 
 @triton.jit
@@ -356,6 +360,12 @@ def _config(q, kernel: str):
     return CONFIGS.get(q.shape[-1], CONFIGS[64])[kernel]
 
 
+def _bwd_config(q):
+    """(BM1, BN1, BM2, BN2, warps, stages): dK/dV tiles, dQ tiles; a 4-tuple (BM, BN, warps, stages) means both."""
+    cfg = _config(q, "bwd")
+    return cfg if len(cfg) == 6 else (cfg[0], cfg[1], cfg[0], cfg[1], cfg[2], cfg[3])
+
+
 def _flags(q) -> dict:
     upcast = interpreted()
     prec = "ieee" if (q.dtype == torch.float32 or upcast) else "tf32"
@@ -400,14 +410,15 @@ def _backward(q, k, v, o, lse, do, passes, scale):
     _delta_kernel[(triton.cdiv(B * H * n, 64),)](o, do, delta, B * H * n, D=D, BR=64)
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     strides = (*q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *do.stride()[:3])
-    bm, bn, warps, stages = _config(q, "bwd")
+    bm1, bn1, bm2, bn2, warps, stages = _bwd_config(q)
     for i, ps in enumerate(passes):
-        plan = ps.plan(bm, bn, q.device)
-        nk, r = triton.cdiv(ps.n_pos, bn), ps.tok_stride
-        grid = (nk + triton.cdiv(ps.n_pos, bm), B * H * r)
-        _bwd_kernel[grid](q, k, v, do, lse, delta, dq, dk, dv, *_csr_args(plan, True)[:-1], *_csr_args(plan, False),
-                          scale * LOG2E, scale, n, H, h_kv, r, r, nk, B * h_kv * r, *strides, BM=bm, BN=bn, D=D,
-                          GROUP=H // h_kv, ACCUM=i > 0, num_warps=warps, num_stages=stages, **_flags(q))
+        plan_kv, plan_q = ps.plan(bm1, bn1, q.device), ps.plan(bm2, bn2, q.device)  # one plan when shapes agree
+        nk, r = triton.cdiv(ps.n_pos, bn1), ps.tok_stride
+        grid = (nk + triton.cdiv(ps.n_pos, bm2), B * H * r)
+        _bwd_kernel[grid](q, k, v, do, lse, delta, dq, dk, dv, *_csr_args(plan_q, True), *_csr_args(plan_kv, False),
+                          scale * LOG2E, scale, n, H, h_kv, r, r, nk, B * h_kv * r, *strides, BM1=bm1, BN1=bn1,
+                          BM2=bm2, BN2=bn2, D=D, GROUP=H // h_kv, ACCUM=i > 0, num_warps=warps, num_stages=stages,
+                          **_flags(q))
     return dq, dk, dv
 
 
@@ -447,7 +458,10 @@ def check_qkv(q, k, v):
 
 def block_sparse_flash(q, k, v, pattern, scale=None):
     """Attention of q (B, H, n, D), k, v (B, H_kv, n, D) under `pattern`, visiting only its active tiles."""
+    from ..patterns import as_pattern
+
     q, k, v = check_qkv(q, k, v)
+    pattern = as_pattern(pattern)
     n = q.shape[2]
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     ps = Pass(("pattern", pattern, n), lambda: pattern_rule(pattern, n), n_pos=n, n_min=n)

@@ -30,9 +30,11 @@ def block_mask_for(pattern, n: int, device):
 
 def flex(q, k, v, pattern, scale=None):
     """FlexAttention of q (B, H, n, d), k / v (B, H_kv, n, d) under the pattern (no backward on CPU)."""
+    from ..patterns import as_pattern
     from .torch_paths import check_qkv
 
     check_qkv(q, k, v)
+    pattern = as_pattern(pattern)
     if q.ndim != 4:
         raise ValueError(f"flex needs q, k, v of shape (B, H, n, d), got {tuple(q.shape)}")
     n = q.shape[-2]

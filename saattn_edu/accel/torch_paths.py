@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+from ..patterns import as_pattern
+
 _MASKS: dict = {}
 _CSRS: dict = {}
 _CACHE_SIZE = 32
@@ -49,7 +51,7 @@ def masked_sdpa(q, k, v, pattern, scale=None):
 
     k, v = check_qkv(q, k, v)
     n = q.shape[-2]
-    mask = pattern_mask(pattern, n, q.device)  # (n, n)
+    mask = pattern_mask(as_pattern(pattern), n, q.device)  # (n, n)
     empty = ~mask.any(-1)  # rows with no allowed key: SDPA would give NaN, the course's contract says 0
     if bool(empty.any()):
         mask = mask | empty[:, None]
@@ -76,7 +78,7 @@ def gather_attention(q, k, v, pattern, scale=None):
     k, v = check_qkv(q, k, v)
     n, d = q.shape[-2], q.shape[-1]
     scale = 1.0 / math.sqrt(d) if scale is None else scale
-    rows, cols = _csr_tensors(pattern, n, q.device)  # (nnz,), (nnz,)
+    rows, cols = _csr_tensors(as_pattern(pattern), n, q.device)  # (nnz,), (nnz,)
     s = (q[..., rows, :] * k[..., cols, :]).sum(-1) * scale  # (..., nnz)
     idx = rows.expand_as(s)
     row_max = torch.full(q.shape[:-1], float("-inf"), dtype=s.dtype, device=s.device)

@@ -130,8 +130,8 @@ def _stop(procs, grace_s=5.0):
 # `saattn ring`: one demo run, compared with dense attention on sampled rows
 # ----------------------------------------------------------------------------------------------------------------
 def parse_pattern(text):
-    """'dense' | 'window:W' | 'dilated:W:D' -> Pattern or None."""
-    from ..patterns import DilatedWindow, SlidingWindow
+    """'dense' | 'window:W' | 'dilated:W:D' | 'bigbird:BLOCK' -> Pattern or None."""
+    from ..patterns import BigBird, DilatedWindow, SlidingWindow
 
     if text in (None, "", "dense"):
         return None
@@ -142,9 +142,11 @@ def parse_pattern(text):
         if kind == "dilated":
             w, d = rest.split(":")
             return DilatedWindow(int(w), int(d))
+        if kind == "bigbird":  # block-sparse: 3 window, 2 global and 3 random blocks of BLOCK tokens (seed 0)
+            return BigBird(block=int(rest))
     except ValueError as err:
         raise ValueError(f"--pattern {text!r}: {err}") from None
-    raise ValueError(f"--pattern must be 'dense', 'window:W' or 'dilated:W:D', got {text!r}")
+    raise ValueError(f"--pattern must be 'dense', 'window:W', 'dilated:W:D' or 'bigbird:BLOCK', got {text!r}")
 
 
 DESCRIPTION = ("Ring attention over local processes (gloo) or a torchrun job (nccl); checks sampled rows against "
@@ -167,7 +169,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--causal", action="store_true")
     p.add_argument("--layout", choices=("contiguous", "zigzag", "striped"), default=None,
                    help="token split (default: zigzag when causal, else contiguous)")
-    p.add_argument("--pattern", default="dense", help="dense | window:W | dilated:W:D")
+    p.add_argument("--pattern", default="dense", help="dense | window:W | dilated:W:D | bigbird:BLOCK")
     p.add_argument("--backend", choices=("gloo", "nccl"), default="gloo")
     p.add_argument("--backward", action="store_true", help="also time the backward pass")
     p.add_argument("--check-rows", type=int, default=64, help="query rows compared with dense attention")

@@ -77,7 +77,7 @@ def _run_case(q: Question, case: Case, k: int, answer, seed: int, remaining: flo
     kwargs = case.make(np.random.default_rng([seed, k]))  # case k of this seed: reproducible alone
     expected = q.reference(**fresh_copy(kwargs))  # the reference gets its own copy; computed before any tripwire
     given, before = fresh_copy(kwargs), fresh_copy(kwargs)
-    with tripwire(q.forbid() if q.forbid else []) as calls:
+    with tripwire(q.forbid() if q.forbid else [], namespaces=[getattr(answer, "__globals__", None)]) as calls:
         out = call_with_timeout(answer, given, remaining)
     inputs = describe_inputs(kwargs)
     if calls or isinstance(out.error, LibraryCall):

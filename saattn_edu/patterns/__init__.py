@@ -5,7 +5,7 @@ from .block import BlockSparse
 from .dense import Causal, Dense
 from .global_tokens import GlobalTokens
 from .image2d import Axial2D, Local2D
-from .listed import Listed
+from .listed import Listed, as_pattern
 from .learned import IndexerTopK, KMeansRouting, LearnedPattern, LSHBuckets, TopKBlocks
 from .longformer import Longformer
 from .random_pattern import RandomPattern
@@ -18,5 +18,5 @@ __all__ = [
     "Dense", "Causal", "SlidingWindow", "DilatedWindow", "GlobalTokens", "Strided", "Fixed",
     "RandomPattern", "BlockSparse", "BigBird", "Longformer", "AttentionSinks", "Local2D", "Axial2D",
     # data-dependent: build(q, k) returns a CSR or a block pattern
-    "LSHBuckets", "KMeansRouting", "TopKBlocks", "IndexerTopK", "LearnedPattern", "Listed",
+    "LSHBuckets", "KMeansRouting", "TopKBlocks", "IndexerTopK", "LearnedPattern", "Listed", "as_pattern",
 ]

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import CSR, Pattern, _is_torch, check_block, check_n, layout_from_csr
+from .base import CSR, Pattern, _is_torch, check_block, check_n, layout_from_csr, lookup
+
+MAX_BIT_TABLE_BYTES = 2**31  # the torch view's packed (n, n/8) table: n up to ~131k
+
+
+def as_pattern(pattern, name: str = "pattern"):
+    """A Pattern as is, a CSR (a learned selection's output) wrapped as Listed; anything else is a TypeError."""
+    if isinstance(pattern, Pattern):
+        return pattern
+    if isinstance(pattern, CSR):
+        return Listed(pattern)
+    raise TypeError(f"{name} must be a saattn_edu Pattern or a CSR, got {type(pattern).__name__}")
 
 
 class Listed(Pattern):
@@ -41,22 +52,32 @@ class Listed(Pattern):
         self._check(n)
 
     def allowed(self, i, j, n):
-        """Binary search of i·n + j among the listed pairs (NumPy or torch index arrays)."""
+        """NumPy: binary search of i·n + j among the listed pairs. Torch: a lookup in a packed bit table, because
+        compiled FlexAttention cannot lower searchsorted inside a mask_mod (a gather from a table it can)."""
         n = self.csr.n
         inside = (i >= 0) & (j >= 0) & (i < n) & (j < n)  # out-of-range pairs would alias listed ones
         if not len(self._keys):
             return inside & (i < 0)  # all False, shaped and typed like the inputs
         if _is_torch(i):
-            import torch
-
-            keys = torch.as_tensor(self._keys, device=i.device)
-            q = (i * n + j).to(torch.int64)
-            pos = torch.searchsorted(keys, q.reshape(-1)).clamp(max=len(keys) - 1).reshape(q.shape)
-        else:
-            keys = self._keys
-            q = np.asarray(i, dtype=np.int64) * n + np.asarray(j, dtype=np.int64)
-            pos = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
+            byte = lookup(self._bit_table(), i, j >> 3)  # lookup clamps: `inside` masks what was clamped
+            return inside & (((byte >> (j & 7)) & 1) == 1)
+        keys = self._keys
+        q = np.asarray(i, dtype=np.int64) * n + np.asarray(j, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
         return inside & (keys[pos] == q)
+
+    def _bit_table(self) -> np.ndarray:
+        """(n, ceil(n/8)) uint8: bit j % 8 of byte [i, j // 8] is set where (i, j) is listed; built once."""
+        if getattr(self, "_bits", None) is None:
+            n, width = self.csr.n, (self.csr.n + 7) // 8
+            if n * width > MAX_BIT_TABLE_BYTES:
+                raise ValueError(f"n={n} needs a {n * width / 2**30:.1f} GiB bit table for torch views of a Listed "
+                                 f"pattern (limit {MAX_BIT_TABLE_BYTES / 2**30:.0f} GiB); use the numpy or gather path")
+            bits = np.zeros(n * width, dtype=np.uint8)
+            rows, cols = self.csr.row_ids().astype(np.int64), self.csr.indices.astype(np.int64)
+            np.bitwise_or.at(bits, rows * width + (cols >> 3), (1 << (cols & 7)).astype(np.uint8))
+            self._bits = bits.reshape(n, width)
+        return self._bits
 
     def neighbors(self, n) -> CSR:
         self._check(n)

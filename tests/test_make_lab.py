@@ -1,17 +1,37 @@
-"""`make lab`, as the README tells a newcomer: JupyterLab serves notebooks/ with the course's kernel as default."""
+"""`make lab`, as the README tells a newcomer: JupyterLab serves notebooks/ and every notebook opens in the course's
+kernel (no browser needed: the server's REST API says what JupyterLab would show)."""
 from __future__ import annotations
 
 import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
-import pytest
+import nbformat
 
-from conftest import ROOT, _free_port, _wait_for
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"JupyterLab did not answer at {url} within {timeout:.0f} s")
 
 
 def _get(url: str):
@@ -19,7 +39,6 @@ def _get(url: str):
         return json.loads(r.read())
 
 
-@pytest.mark.browser
 def test_make_lab_serves_the_course_with_its_kernel(tmp_path):
     token, port = secrets.token_hex(8), _free_port()
     env = dict(os.environ, HOME=str(tmp_path), BROWSER="true")  # BROWSER=true: no window to open here
@@ -30,8 +49,13 @@ def test_make_lab_serves_the_course_with_its_kernel(tmp_path):
         base = f"http://127.0.0.1:{port}"
         _wait_for(f"{base}/api/status?token={token}", timeout=120)
         specs = _get(f"{base}/api/kernelspecs?token={token}")
-        assert specs["default"] == "saattn-edu", specs["default"]
-        assert "saattn-edu" in specs["kernelspecs"]
+        assert specs["default"] == "python3", specs["default"]
+        kernels = {nbformat.read(p, as_version=4).metadata.kernelspec.name
+                   for d in ("notebooks", "solutions", "exercises") for p in (ROOT / d).glob("*.ipynb")}
+        assert kernels == {"python3"}, kernels  # the name every notebook asks for ...
+        spec = specs["kernelspecs"]["python3"]["spec"]  # ... is the course's kernel: this venv's Python
+        assert spec["display_name"] == "Python (saattn-edu)", spec
+        assert Path(spec["argv"][0]).parent == ROOT / ".venv" / "bin", spec["argv"]
         listing = _get(f"{base}/api/contents/notebooks?token={token}")
         names = {item["name"] for item in listing["content"]}
         assert "01_patterns_gallery.ipynb" in names, sorted(names)
