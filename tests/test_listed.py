@@ -49,8 +49,9 @@ def test_lsh_selection_runs_on_the_numpy_and_kernel_paths():
     p = P.Listed(P.LSHBuckets(n_buckets=4, chunk=16, seed=3).build(q, k))
     ref = R.dense_attention(q, k, v, mask=p.mask(n))
     np.testing.assert_allclose(R.sparse_attention(q, k, v, p), ref, rtol=1e-5, atol=1e-5)
-    qt, kt, vt = (torch.from_numpy(x)[None, None] for x in (q, k, v))
-    out = sa.attention(qt, kt, vt, p, backend="triton")[0, 0].numpy()
+    dev = "cuda" if torch.cuda.is_available() else "cpu"  # without a GPU the kernel runs in the interpreter
+    qt, kt, vt = (torch.from_numpy(x)[None, None].to(dev) for x in (q, k, v))
+    out = sa.attention(qt, kt, vt, p, backend="triton")[0, 0].cpu().numpy()
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
 
 

@@ -97,7 +97,9 @@ def test_gradients_flow_through_every_path(backend, pattern):
     causal = getattr(pattern, "causal", False)
     d = 32 if backend == "triton" else 16  # the kernel wants head dims of 16 or more
     model = TinyTransformer(7, 16, layers=[pattern, pattern], d_model=d, n_heads=2, backend=backend, causal=causal)
-    tokens = torch.as_tensor(np.random.default_rng(3).integers(0, 7, (2, 16)))
+    dev = "cuda" if backend == "triton" and torch.cuda.is_available() else "cpu"  # else: the interpreter on CPU
+    model = model.to(dev)
+    tokens = torch.as_tensor(np.random.default_rng(3).integers(0, 7, (2, 16)), device=dev)
     model(tokens).square().mean().backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name

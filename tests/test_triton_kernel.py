@@ -166,6 +166,13 @@ def test_api_triton_backend_dispatches_strided_to_the_permuted_path():
 @pytest.mark.parametrize("bwd", [(32, 64, 64, 32, 4, 1), (64, 32, 32, 64, 4, 1)])
 def test_backward_with_different_dkdv_and_dq_tiles(monkeypatch, bwd):
     """dK/dV and dQ programs may use different tile shapes (and plans); gradients stay exact."""
-    monkeypatch.setitem(bsf.CONFIGS["cpu"], "bwd", bwd)
+    monkeypatch.setitem(bsf.CONFIGS["cpu" if DEV == "cpu" else 64], "bwd", bwd)  # D = 64 below
     pattern = P.Longformer(24, global_indices=(0, 3))  # full, partial and global tiles, n ends inside a tile
     check(lambda q, k, v: bsf.block_sparse_flash(q, k, v, pattern), pattern, 150, H=2, H_kv=1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="with a GPU, CPU tensors are an input error (no interpreter)")
+def test_cpu_tensors_on_a_gpu_machine_name_the_problem():
+    x = torch.randn(1, 1, 64, 64)
+    with pytest.raises(ValueError, match="CUDA tensors"):
+        bsf.block_sparse_flash(x, x, x, P.Causal())

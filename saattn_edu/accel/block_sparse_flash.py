@@ -453,6 +453,9 @@ def check_qkv(q, k, v):
         raise TypeError(f"q, k, v must share one of float16 / bfloat16 / float32, got {q.dtype}, {k.dtype}, {v.dtype}")
     if D not in (16, 32, 64, 128):
         raise ValueError(f"head dim D must be 16, 32, 64 or 128, got {D}")
+    if q.device.type != "cuda" and not interpreted():
+        raise ValueError(f"q, k, v are on {q.device}: the Triton kernel runs on CUDA tensors (on a machine without a "
+                         "GPU it runs on CPU tensors in Triton's interpreter); move them with .cuda()")
     return q.contiguous(), k.contiguous(), v.contiguous()
 
 
