@@ -6,32 +6,15 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 import nbformat
 
+from browser.conftest import _free_port, _wait_for  # the browser tests' server helpers (tests/ is on sys.path)
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"JupyterLab did not answer at {url} within {timeout:.0f} s")
 
 
 def _get(url: str):
