@@ -5,6 +5,8 @@ import logging
 
 import numpy as np
 
+from .patterns import as_pattern
+
 log = logging.getLogger(__name__)
 BACKENDS = ("numpy", "torch", "gather", "flex", "triton")
 SMALL_N = 1024  # on CPU, dense masked SDPA beats the sparse paths up to about here (and needs no compile)
@@ -77,8 +79,6 @@ def attention(q, k, v, pattern, backend="auto", scale=None, return_backend=False
     gradients are needed, else flex; numpy arrays use "numpy") or one of BACKENDS. The choice is logged at INFO
     level, and returned as (out, backend) when `return_backend=True`.
     """
-    from .patterns import as_pattern
-
     pattern = as_pattern(pattern)  # a learned selection's CSR runs on every path as a Listed pattern
     if backend == "auto":
         backend = choose_backend(q, pattern)

@@ -2,30 +2,20 @@
 selections are refused, and the checks' references agree with brute force."""
 from __future__ import annotations
 
-import math
-import types
-from pathlib import Path
-
-import nbformat
 import numpy as np
 import pytest
 
 from saattn_edu import patterns as P
 from saattn_edu.grading import get_question, questions, run_question
 from saattn_edu.grading.exercises import ex10
+from solution_functions import solution_functions
 
-ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = ["lsh_buckets", "lsh_chunk_mask", "topk_block_layout", "captured_mass"]
 
 
 @pytest.fixture(scope="module")
 def sol10():
-    """The functions solutions/10_learned_sparsity.ipynb defines, without a kernel."""
-    ns = {"np": np, "math": math}
-    for cell in nbformat.read(ROOT / "solutions" / "10_learned_sparsity.ipynb", as_version=4).cells:
-        if cell.cell_type == "code" and cell.source.startswith("def "):
-            exec(cell.source, ns)
-    return types.SimpleNamespace(**ns)
+    return solution_functions("10_learned_sparsity.ipynb")
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)

@@ -3,10 +3,7 @@ with the library."""
 from __future__ import annotations
 
 import math
-import types
-from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 
@@ -14,27 +11,18 @@ from saattn_edu import patterns as P
 from saattn_edu import reference as R
 from saattn_edu.grading import get_question, questions, run_question
 from saattn_edu.grading.exercises import ex06, ex07
+from solution_functions import solution_functions
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _solution_functions(name: str) -> types.SimpleNamespace:
-    """The functions a solution notebook defines, without a kernel."""
-    ns = {"np": np, "math": math, "P": P, "R": R}
-    for cell in nbformat.read(ROOT / "solutions" / name, as_version=4).cells:
-        if cell.cell_type == "code" and cell.source.startswith("def "):
-            exec(cell.source, ns)
-    return types.SimpleNamespace(**ns)
 
 
 @pytest.fixture(scope="module")
 def sol06():
-    return _solution_functions("06_blocks.ipynb")
+    return solution_functions("06_blocks.ipynb")
 
 
 @pytest.fixture(scope="module")
 def sol07():
-    return _solution_functions("07_flash.ipynb")
+    return solution_functions("07_flash.ipynb")
 
 
 # ---- full points ---------------------------------------------------------------------------------------------

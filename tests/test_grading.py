@@ -5,10 +5,7 @@ import json
 import re
 import threading
 import time
-import types
-from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 
@@ -16,18 +13,13 @@ from saattn_edu import patterns as P
 from saattn_edu.grading import (ArrayClose, Case, CheckResult, Question, check, get_question, questions,
                                 run_question)
 from saattn_edu.grading.exercises.ex01 import forbid_pattern_api
+from solution_functions import solution_functions
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions" / "01_patterns.ipynb"
 
 
 @pytest.fixture(scope="module")
 def sol():
-    """The solution notebook's functions, defined here without a kernel."""
-    ns = {"np": np, "P": P}
-    for cell in nbformat.read(SOLUTIONS, as_version=4).cells:
-        if cell.cell_type == "code" and cell.source.startswith("def "):
-            exec(cell.source, ns)
-    return types.SimpleNamespace(**ns)
+    return solution_functions("01_patterns.ipynb")
 
 
 def _stable(report: str) -> str:

@@ -1,6 +1,7 @@
 """Every notebook opens the same way in JupyterLab and Colab, and its setup cell is a no-op outside Colab."""
 from __future__ import annotations
 
+import ast
 import sys
 import types
 from pathlib import Path
@@ -100,8 +101,6 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 def _draws(source: str) -> bool:
     """The cell asks for a picture when it runs: plt.show(), display(...) of a figure, or a viz.plot_* call as its
     last line (cells that only define functions draw nothing until called)."""
-    import ast
-
     code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
     body = [node for node in ast.parse(code).body
             if not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom))]

@@ -18,6 +18,7 @@ if not torch.cuda.is_available():  # must precede @triton.jit: the interpreter r
 import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 
+from ..patterns import as_pattern  # noqa: E402
 from .block_plan import BlockPlan, cached_plan, pattern_rule  # noqa: E402
 
 LOG2E = 1.4426950408889634
@@ -461,8 +462,6 @@ def check_qkv(q, k, v):
 
 def block_sparse_flash(q, k, v, pattern, scale=None):
     """Attention of q (B, H, n, D), k, v (B, H_kv, n, D) under `pattern`, visiting only its active tiles."""
-    from ..patterns import as_pattern
-
     q, k, v = check_qkv(q, k, v)
     pattern = as_pattern(pattern)
     n = q.shape[2]

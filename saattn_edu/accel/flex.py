@@ -1,6 +1,8 @@
 """FlexAttention with a pattern's `mask_mod`: compiled once, BlockMask cached per (pattern, shape, device)."""
 from __future__ import annotations
 
+from ..patterns import as_pattern
+
 _COMPILED: dict = {}
 _BLOCK_MASKS: dict = {}
 _CACHE_SIZE = 32
@@ -30,7 +32,6 @@ def block_mask_for(pattern, n: int, device):
 
 def flex(q, k, v, pattern, scale=None):
     """FlexAttention of q (B, H, n, d), k / v (B, H_kv, n, d) under the pattern (no backward on CPU)."""
-    from ..patterns import as_pattern
     from .torch_paths import check_qkv
 
     check_qkv(q, k, v)

@@ -1,9 +1,9 @@
 """What the runner guards a learner's function with: a time limit, a tripwire on library solutions, input copies.
 
 The time limit uses SIGALRM where it can (Unix, main thread: the case in Jupyter, Colab and plain Python) and a
-watchdog thread elsewhere. The tripwire swaps the library functions that already compute the answer (and every other name bound to them,
-in the library and in the learner's globals) for ones that record the call and raise, only while the learner's
-function runs.
+watchdog thread elsewhere. The tripwire swaps the library functions that already compute the answer (and every other
+name bound to them, in the library and in the learner's globals) for ones that record the call and raise, only while
+the learner's function runs.
 """
 from __future__ import annotations
 
@@ -141,47 +141,6 @@ def _tripped(label: str, calls: list):
     return tripwire
 
 
-def _function_of(raw):
-    """The plain function behind a classmethod / staticmethod (what an alias of it is bound to)."""
-    return raw.__func__ if isinstance(raw, (classmethod, staticmethod)) else raw
-
-
-def _aliases(raws: dict, namespaces) -> list:
-    """(namespace dict, name) of every other binding of a target: `from saattn_edu.x import f` in the learner's
-    globals, or the library's own modules that imported the same helper. Swapping only `owner.attr` misses them."""
-    spaces = [vars(m) for name, m in list(sys.modules.items()) if name.split(".")[0] == "saattn_edu" and m]
-    found = []
-    for ns in spaces + [ns for ns in namespaces if ns is not None]:
-        for name, value in list(ns.items()):
-            if callable(value) and id(value) in raws and raws[id(value)] is value:
-                found.append((ns, name))
-    return found
-
-
-@contextlib.contextmanager
-def tripwire(targets, namespaces=()):
-    """While active, calling any `owner.attribute` in targets, or the same function under another name in the
-    library's modules or in `namespaces` (the learner's globals), records its name in the yielded list and raises."""
-    calls: list[str] = []
-    saved, raws = [], {}
-    for owner, attr in targets:
-        raw = owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)
-        raws[id(_function_of(raw))] = _function_of(raw)
-        saved.append((owner, attr, raw))
-    aliases = [(ns, name, ns[name]) for ns, name in _aliases(raws, namespaces)]
-    for owner, attr, raw in saved:
-        setattr(owner, attr, _tripped_like(raw, f"{getattr(owner, '__name__', owner)}.{attr}", calls))
-    for ns, name, raw in aliases:
-        ns[name] = _tripped(f"{getattr(raw, '__module__', '?')}.{getattr(raw, '__qualname__', name)}", calls)
-    try:
-        yield calls
-    finally:
-        for ns, name, raw in reversed(aliases):
-            ns[name] = raw
-        for owner, attr, raw in reversed(saved):
-            setattr(owner, attr, raw)
-
-
 def _tripped_like(raw, label: str, calls: list):
     """A tripwire of the same kind (plain, classmethod, staticmethod) as the attribute it replaces."""
     wire = _tripped(label, calls)
@@ -190,6 +149,41 @@ def _tripped_like(raw, label: str, calls: list):
     if isinstance(raw, staticmethod):
         return staticmethod(wire)
     return wire
+
+
+def _aliases(labels: dict, namespaces, own: set) -> list:
+    """(namespace, name, label) of every other binding of a target function (`labels`: id -> label): the learner's
+    globals (`from saattn_edu.x import f`) and the library's modules that import the same helper. `own`: the
+    (namespace id, name) slots the targets themselves occupy, already swapped."""
+    library = [vars(m) for name, m in list(sys.modules.items()) if name.split(".")[0] == "saattn_edu" and m]
+    return [(ns, name, labels[id(value)]) for ns in library + [ns for ns in namespaces if ns is not None]
+            for name, value in list(ns.items()) if id(value) in labels and (id(ns), name) not in own]
+
+
+@contextlib.contextmanager
+def tripwire(targets, namespaces=()):
+    """While active, calling any `owner.attribute` in targets, or the same function under another name in the
+    library's modules or in `namespaces` (the learner's globals), records its name in the yielded list and raises."""
+    calls: list[str] = []
+    saved, labels = [], {}
+    for owner, attr in targets:
+        raw = owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)
+        label = f"{getattr(owner, '__name__', owner)}.{attr}"
+        labels[id(raw.__func__ if isinstance(raw, (classmethod, staticmethod)) else raw)] = label
+        saved.append((owner, attr, raw, label))
+    own = {(id(vars(owner)), attr) for owner, attr, _, _ in saved}
+    aliases = [(ns, name, ns[name], label) for ns, name, label in _aliases(labels, namespaces, own)]
+    for owner, attr, raw, label in saved:
+        setattr(owner, attr, _tripped_like(raw, label, calls))
+    for ns, name, _, label in aliases:
+        ns[name] = _tripped(label, calls)
+    try:
+        yield calls
+    finally:
+        for ns, name, raw, _ in reversed(aliases):
+            ns[name] = raw
+        for owner, attr, raw, _ in reversed(saved):
+            setattr(owner, attr, raw)
 
 
 # ----------------------------------------------------------------------------------------------------------------

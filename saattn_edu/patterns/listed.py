@@ -29,6 +29,7 @@ class Listed(Pattern):
         if not isinstance(csr, CSR):
             raise TypeError(f"csr must be a saattn_edu.patterns.CSR, got {type(csr).__name__}")
         self.csr = csr
+        self._bits = None  # the torch views' bit table, built on first use
         n = csr.n
         self._keys = csr.row_ids().astype(np.int64) * max(n, 1) + csr.indices  # sorted: rows, then ascending keys
         self.causal = bool(np.all(csr.indices <= csr.row_ids())) if csr.nnz else True
@@ -68,7 +69,7 @@ class Listed(Pattern):
 
     def _bit_table(self) -> np.ndarray:
         """(n, ceil(n/8)) uint8: bit j % 8 of byte [i, j // 8] is set where (i, j) is listed; built once."""
-        if getattr(self, "_bits", None) is None:
+        if self._bits is None:
             n, width = self.csr.n, (self.csr.n + 7) // 8
             if n * width > MAX_BIT_TABLE_BYTES:
                 raise ValueError(f"n={n} needs a {n * width / 2**30:.1f} GiB bit table for torch views of a Listed "
