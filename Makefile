@@ -12,7 +12,7 @@ LAB_ARGS ?=
 # Jupyter refuses to run as root without --allow-root (containers, CI); a normal user never needs it.
 ROOT_ARG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: install lab test test-unit test-notebooks test-exercises test-browser exercises bench-cpu clean
+.PHONY: install lab test lint test-unit test-notebooks test-exercises test-browser sync exercises bench-cpu clean
 
 $(STAMP): pyproject.toml constraints.txt tools/lab_overrides.json Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,10 +32,14 @@ lab: install
 	    --MappingKernelManager.default_kernel_name=python3 $(ROOT_ARG) $(LAB_ARGS)
 
 # pytest exits 5 when a folder holds nothing to collect: that is not a failure of the course.
-test: install test-unit test-notebooks test-exercises
+test: install lint test-unit test-notebooks test-exercises
 	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
 	    $(MAKE) --no-print-directory test-browser; \
 	else echo "Chromium not found: browser tests not run (apt-get install chromium, then make test-browser)"; fi
+
+# The package, tests, benchmarks, tools and the notebooks' text sources (settings in pyproject.toml).
+lint: install
+	$(BIN)/ruff check .
 
 test-unit: install
 	$(BIN)/python -m pytest -p no:nbval -q tests --ignore=tests/browser || [ $$? -eq 5 ]
@@ -50,7 +54,13 @@ test-notebooks: install
 test-exercises: install
 	$(BIN)/python -m pytest -q --nbval-lax $(NBVAL) exercises || [ $$? -eq 5 ]
 
+# Every lesson and solution notebook in line with its text source (NN_name.py beside it); re-executes what changed.
+sync: install
+	$(BIN)/python tools/sync_notebooks.py
+
+# Solutions first brought in line with their text sources, then exercises/ generated from them.
 exercises: install
+	$(BIN)/python tools/sync_notebooks.py solutions/[0-9][0-9]_*.py
 	$(BIN)/saattn build-exercises
 
 bench-cpu: install
