@@ -7,6 +7,7 @@ from the command line:
     .venv/bin/python tools/sync_notebooks.py            # sync every pair, re-execute the notebooks that changed
     .venv/bin/python tools/sync_notebooks.py --check    # only report pairs that disagree (exit 1 if any)
     .venv/bin/python tools/sync_notebooks.py --no-execute solutions/07_flash.py
+    .venv/bin/python tools/sync_notebooks.py --from-text notebooks/04_*.py   # after a merge: the text wins
 
 When the two sides of a pair disagree, the side modified last is the source (as `jupytext --sync` decides): the
 other side is rewritten from it, outputs are kept for every cell whose source did not change, and the notebook is
@@ -117,12 +118,12 @@ def execute_notebook(ipynb: Path, timeout: int = 180) -> float:
     return elapsed
 
 
-def sync(stem: Path, execute: bool = True) -> str:
-    """Bring one pair in line; returns what was done."""
+def sync(stem: Path, execute: bool = True, source: str | None = None) -> str:
+    """Bring one pair in line (from `source`, 'text' or 'notebook'; default the newer side); returns what was done."""
     problem = disagreement(stem)
     if problem is None:
         return "in sync"
-    source = newer_side(stem)
+    source = source or newer_side(stem)
     if source == "text":
         text_to_notebook(stem)
     else:
@@ -145,14 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="*", help="text sources or notebooks (default: every pair)")
     parser.add_argument("--check", action="store_true", help="report pairs that disagree; change nothing")
     parser.add_argument("--no-execute", action="store_true", help="sync cells only; do not re-execute")
+    parser.add_argument("--from-text", action="store_true",
+                        help="the text source wins whatever the timestamps (e.g. after a git merge)")
     args = parser.parse_args(argv)
     stems = _stems_from_args(args.paths)
     if args.check:
         problems = [p for p in map(disagreement, stems) if p]
         print("\n".join(problems) or f"all {len(stems)} notebooks match their text sources")
         return 1 if problems else 0
+    source = "text" if args.from_text else None
     for stem in stems:
-        print(f"{stem.relative_to(ROOT)}: {sync(stem, execute=not args.no_execute)}", flush=True)
+        print(f"{stem.relative_to(ROOT)}: {sync(stem, not args.no_execute, source)}", flush=True)
     return 0
 
 
