@@ -16,6 +16,7 @@ from .decode import (
 from .gqa import group_size, grouped_attention, kv_head_for, repeat_kv
 from .kv_cache import CACHE_KINDS, FullCache, KVCache, RollingCache, SinkCache, make_cache
 from .memory import MODEL_SHAPES, ModelShape, cached_tokens, dtype_bytes, kv_cache_bytes, memory_table
+from .quantized import QuantizedBuffer, dequantize, quantize, quantize_roundtrip
 
 __all__ = [
     "KVCache", "FullCache", "RollingCache", "SinkCache", "make_cache", "CACHE_KINDS",
@@ -23,4 +24,5 @@ __all__ = [
     "DecoderConfig", "tiny_decoder", "apply_rope", "recompute_logits", "prefill", "generate", "random_tokens",
     "measure_decode", "decode_benchmark",
     "kv_cache_bytes", "cached_tokens", "dtype_bytes", "ModelShape", "MODEL_SHAPES", "memory_table",
+    "QuantizedBuffer", "quantize", "dequantize", "quantize_roundtrip",
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 
 from ..patterns.base import check_int
+from .quantized import buffer_nbytes, make_buffer
 
 CACHE_KINDS = ("full", "rolling", "sinks")
 
@@ -26,7 +27,8 @@ CACHE_KINDS = ("full", "rolling", "sinks")
 class KVCache(abc.ABC):
     """Keys and values of past tokens for one layer; subclasses decide which positions stay and where."""
 
-    def __init__(self, num_kv_heads: int, head_dim: int, capacity: int, batch: int = 1, dtype=None):
+    def __init__(self, num_kv_heads: int, head_dim: int, capacity: int, batch: int = 1, dtype=None,
+                 quant: str | None = None):
         import torch
 
         self.num_kv_heads = check_int("num_kv_heads", num_kv_heads, minimum=1)
@@ -35,8 +37,9 @@ class KVCache(abc.ABC):
         self.capacity = check_int("capacity", capacity, minimum=1)
         self.dtype = torch.float32 if dtype is None else dtype
         shape = (self.batch, self.num_kv_heads, self.capacity, self.head_dim)
-        self.k = torch.zeros(shape, dtype=self.dtype)  # (B, Hkv, slots, d): allocated once, like a real server
-        self.v = torch.zeros(shape, dtype=self.dtype)
+        self.quant = quant  # None, or a format of inference/quantized.py ("int8", "int8-g32", "fp8")
+        self.k = make_buffer(shape, self.dtype, quant)  # (B, Hkv, slots, d): allocated once, like a real server
+        self.v = make_buffer(shape, self.dtype, quant)
         self.next_pos = 0  # position of the next token to be written = number of tokens seen so far
 
     # ---- what a subclass defines ------------------------------------------------------------------------------
@@ -100,8 +103,8 @@ class KVCache(abc.ABC):
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the K and V buffers actually allocated (measured from the tensors' storage)."""
-        return self.k.untyped_storage().nbytes() + self.v.untyped_storage().nbytes()
+        """Bytes of the K and V buffers actually allocated (measured from the storage; codes + scales if quantized)."""
+        return buffer_nbytes(self.k) + buffer_nbytes(self.v)
 
     def _check(self, k, v, pos) -> None:
         """Clear errors for mismatched shapes and positions that go backwards or skip."""
@@ -128,7 +131,10 @@ class KVCache(abc.ABC):
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self._describe()}, num_kv_heads={self.num_kv_heads}, "
-                f"head_dim={self.head_dim}, held={len(self)}, next_pos={self.next_pos})")
+                f"head_dim={self.head_dim}{self._quant_repr()}, held={len(self)}, next_pos={self.next_pos})")
+
+    def _quant_repr(self) -> str:
+        return "" if self.quant is None else f", quant={self.quant!r}"
 
     def _describe(self) -> str:
         return f"capacity={self.capacity}"
@@ -137,9 +143,10 @@ class KVCache(abc.ABC):
 class FullCache(KVCache):
     """Every past token, slot = position; decoding sees the causal pattern. Raises once `max_tokens` is full."""
 
-    def __init__(self, max_tokens: int, num_kv_heads: int, head_dim: int, batch: int = 1, dtype=None):
+    def __init__(self, max_tokens: int, num_kv_heads: int, head_dim: int, batch: int = 1, dtype=None,
+                 quant: str | None = None):
         self.max_tokens = check_int("max_tokens", max_tokens, minimum=1)
-        super().__init__(num_kv_heads, head_dim, self.max_tokens, batch, dtype)
+        super().__init__(num_kv_heads, head_dim, self.max_tokens, batch, dtype, quant)
 
     def slot_of(self, positions):
         return positions
@@ -185,9 +192,10 @@ class FullCache(KVCache):
 class RollingCache(KVCache):
     """Sliding-window cache (Mistral): W slots, position p lives in slot p mod W; decoding sees SlidingWindow(W)."""
 
-    def __init__(self, window: int, num_kv_heads: int, head_dim: int, batch: int = 1, dtype=None):
+    def __init__(self, window: int, num_kv_heads: int, head_dim: int, batch: int = 1, dtype=None,
+                 quant: str | None = None):
         self.window = check_int("window", window, minimum=1)
-        super().__init__(num_kv_heads, head_dim, self.window, batch, dtype)
+        super().__init__(num_kv_heads, head_dim, self.window, batch, dtype, quant)
 
     def slot_of(self, positions):
         return positions % self.window
@@ -210,10 +218,11 @@ class RollingCache(KVCache):
 class SinkCache(KVCache):
     """StreamingLLM: the first `num_sinks` tokens forever + a rolling window of the last `window` tokens."""
 
-    def __init__(self, num_sinks: int, window: int, num_kv_heads: int, head_dim: int, batch: int = 1, dtype=None):
+    def __init__(self, num_sinks: int, window: int, num_kv_heads: int, head_dim: int, batch: int = 1, dtype=None,
+                 quant: str | None = None):
         self.num_sinks = check_int("num_sinks", num_sinks, minimum=0)
         self.window = check_int("window", window, minimum=1)
-        super().__init__(num_kv_heads, head_dim, self.num_sinks + self.window, batch, dtype)
+        super().__init__(num_kv_heads, head_dim, self.num_sinks + self.window, batch, dtype, quant)
 
     def slot_of(self, positions):
         import torch
@@ -242,9 +251,13 @@ class SinkCache(KVCache):
 
 
 def make_cache(kind: str, *, num_kv_heads: int, head_dim: int, max_tokens: int | None = None,
-               window: int | None = None, num_sinks: int = 0, batch: int = 1, dtype=None) -> KVCache:
-    """Build a cache by name: "full" (needs max_tokens), "rolling" (window), "sinks" (num_sinks, window)."""
-    common = dict(num_kv_heads=num_kv_heads, head_dim=head_dim, batch=batch, dtype=dtype)
+               window: int | None = None, num_sinks: int = 0, batch: int = 1, dtype=None,
+               quant: str | None = None) -> KVCache:
+    """Build a cache by name: "full" (needs max_tokens), "rolling" (window), "sinks" (num_sinks, window).
+
+    `quant` stores keys and values as "int8" (a scale per token and head), "int8-gN" (per N channels) or "fp8".
+    """
+    common = dict(num_kv_heads=num_kv_heads, head_dim=head_dim, batch=batch, dtype=dtype, quant=quant)
     if kind == "full":
         if max_tokens is None:
             raise ValueError("kind='full' needs max_tokens (the cache is allocated once)")

@@ -1,5 +1,8 @@
 """KV-cache memory: bytes = layers × 2 (K and V) × kv_heads × head_dim × tokens × bytes per element (× batch).
 
+A quantized cache (`quant="int8"`, `"int8-gN"`, `"fp8"`; see inference/quantized.py) stores 1 byte per element plus
+one float32 scale per (token, head) or per group of N channels: head_dim + 4 · head_dim / N bytes per (token, head).
+
 The shapes below are given as plain numbers (from the models' published configs) so nothing is downloaded.
 """
 from __future__ import annotations
@@ -7,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..patterns.base import check_int
+from .quantized import SCALE_BYTES, parse_format
 
 DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2, "int8": 1, "fp8": 1}
 
@@ -22,14 +26,21 @@ def dtype_bytes(dtype) -> int:
     return check_int("dtype", dtype, minimum=1)
 
 
-def kv_cache_bytes(layers: int, kv_heads: int, head_dim: int, tokens: int, dtype="bf16", batch: int = 1) -> int:
-    """Bytes of a KV cache holding `tokens` tokens per sequence."""
+def kv_cache_bytes(layers: int, kv_heads: int, head_dim: int, tokens: int, dtype="bf16", batch: int = 1,
+                   quant: str | None = None) -> int:
+    """Bytes of a KV cache holding `tokens` tokens per sequence (`quant`: codes + scales instead of `dtype`)."""
     layers = check_int("layers", layers, minimum=1)
     kv_heads = check_int("kv_heads", kv_heads, minimum=1)
     head_dim = check_int("head_dim", head_dim, minimum=1)
     tokens = check_int("tokens", tokens, minimum=0)
     batch = check_int("batch", batch, minimum=1)
-    return layers * 2 * kv_heads * head_dim * tokens * dtype_bytes(dtype) * batch
+    vectors = layers * 2 * kv_heads * tokens * batch  # one (token, head) vector of K or V each
+    if quant is None:
+        return vectors * head_dim * dtype_bytes(dtype)
+    kind, group = parse_format(quant, head_dim)
+    if kind in ("bf16", "fp16"):
+        return vectors * head_dim * 2
+    return vectors * (head_dim + SCALE_BYTES * (head_dim // group))  # 1-byte codes + float32 scales
 
 
 def cached_tokens(kind: str, context: int, window: int | None = None, num_sinks: int = 0) -> int:
@@ -56,12 +67,12 @@ class ModelShape:
     head_dim: int
     window: int | None = None
 
-    def kv_bytes(self, tokens: int, dtype="bf16", batch: int = 1) -> int:
+    def kv_bytes(self, tokens: int, dtype="bf16", batch: int = 1, quant: str | None = None) -> int:
         """Bytes of K and V for `tokens` tokens per sequence."""
-        return kv_cache_bytes(self.layers, self.kv_heads, self.head_dim, tokens, dtype, batch)
+        return kv_cache_bytes(self.layers, self.kv_heads, self.head_dim, tokens, dtype, batch, quant)
 
-    def bytes_per_token(self, dtype="bf16") -> int:
-        return self.kv_bytes(1, dtype)
+    def bytes_per_token(self, dtype="bf16", quant: str | None = None) -> int:
+        return self.kv_bytes(1, dtype, quant=quant)
 
 
 # Published configs (config.json / papers). Mistral 7B v0.1: sliding window 4096 with a rolling buffer cache.
@@ -73,13 +84,14 @@ MODEL_SHAPES = {
 }
 
 
-def memory_table(context: int, num_sinks: int = 4, window: int = 4096, dtype="bf16", batch: int = 1) -> list[dict]:
+def memory_table(context: int, num_sinks: int = 4, window: int = 4096, dtype="bf16", batch: int = 1,
+                 quant: str | None = None) -> list[dict]:
     """GiB of KV cache per model and cache kind at one context length (rolling/sinks use `window`)."""
     rows = []
     for shape in MODEL_SHAPES.values():
         row = {"model": shape.name}
         for kind in ("full", "rolling", "sinks"):
             tokens = cached_tokens(kind, context, window, num_sinks)
-            row[kind + "_GiB"] = shape.kv_bytes(tokens, dtype, batch) / 2**30
+            row[kind + "_GiB"] = shape.kv_bytes(tokens, dtype, batch, quant) / 2**30
         rows.append(row)
     return rows
