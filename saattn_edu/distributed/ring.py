@@ -67,8 +67,9 @@ def _global(group, rank):
 class _Ring:
     """What one rank knows about the ring: plan, positions of every rank's tokens, pattern, group."""
 
-    def __init__(self, plan: RingPlan, pattern, n, n_valid, layout, rank, group, scale, stats):
+    def __init__(self, plan: RingPlan, pattern, n, n_valid, layout, rank, group, scale, stats, kernel="torch"):
         self.plan, self.pattern, self.n, self.n_valid = plan, pattern, n, n_valid
+        self.block_forward, self.block_backward = _step_functions(kernel)
         self.rank, self.group, self.scale, self.stats = rank, group, scale, stats
         self.W = plan.world_size
         self.pos = [shard_positions(n, self.W, r, layout) for r in range(self.W)]
@@ -81,20 +82,50 @@ class _Ring:
 
     def forward_block(self, q, kv, src):
         self.count("blocks_computed")
-        return block_forward(q, kv[0], kv[1], self.pos[self.rank], self.pos[src], self.pattern, self.n,
-                             self.n_valid, self.scale)
+        return self.block_forward(q, kv[0], kv[1], self.pos[self.rank], self.pos[src], self.pattern, self.n,
+                                  self.n_valid, self.scale)
 
     def backward_block(self, q, kv, out, lse, dout, src):
-        return block_backward(q, kv[0], kv[1], out, lse, dout, self.pos[self.rank], self.pos[src], self.pattern,
-                              self.n, self.n_valid, self.scale)
+        return self.block_backward(q, kv[0], kv[1], out, lse, dout, self.pos[self.rank], self.pos[src],
+                                   self.pattern, self.n, self.n_valid, self.scale)
+
+
+KERNELS = ("auto", "torch", "triton")
+
+
+def _step_functions(kernel: str):
+    """(block_forward, block_backward): the readable torch blockwise steps, or the Triton block-sparse kernel."""
+    if kernel == "torch":
+        return block_forward, block_backward
+    if kernel == "triton":
+        from .triton_steps import triton_block_backward, triton_block_forward  # needs Triton (Linux x86-64)
+
+        return triton_block_forward, triton_block_backward
+    raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+
+
+def _resolve_kernel(kernel: str, q) -> str:
+    """'auto': the Triton kernel on CUDA tensors when Triton is installed, else the torch steps."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if kernel != "auto":
+        return kernel
+    if q.is_cuda:
+        try:
+            import triton  # noqa: F401
+        except ImportError:
+            return "torch"
+        return "triton"
+    return "torch"
 
 
 def _ring_forward(ring: _Ring, q, kv):
     """(out, lse) of the local queries over every block the plan brings by."""
     import torch
 
-    out = torch.zeros_like(q)  # (B, H, m, d)
-    lse = torch.full(q.shape[:-1], float("-inf"), dtype=q.dtype, device=q.device)  # (B, H, m)
+    acc = torch.promote_types(q.dtype, torch.float32)  # bf16 / fp16 inputs merge in fp32
+    out = torch.zeros(q.shape, dtype=acc, device=q.device)  # (B, H, m, d)
+    lse = torch.full(q.shape[:-1], float("-inf"), dtype=acc, device=q.device)  # (B, H, m)
     for direction, hops in ((+1, ring.plan.forward_hops), (-1, ring.plan.backward_hops)):
         held, pending = kv, None
         for s in range(0, hops + 1):
@@ -106,7 +137,7 @@ def _ring_forward(ring: _Ring, q, kv):
                 continue  # the local block was done in the forward direction
             src = (ring.rank - direction * s) % ring.W
             if ring.needed(src):
-                out, lse = merge_partials(out, lse, *ring.forward_block(q, held, src))
+                out, lse = merge_partials(out, lse, *(t.to(acc) for t in ring.forward_block(q, held, src)))
             else:
                 ring.count("blocks_skipped")
     return out, lse
@@ -151,6 +182,7 @@ def _autograd_ring():
         def forward(ctx, q, k, v, ring):
             kv = torch.stack([k, v])  # (2, B, H, m, d): one message per hop
             out, lse = _ring_forward(ring, q, kv)
+            out = out.to(q.dtype)
             ctx.save_for_backward(q, kv, out, lse)
             ctx.ring = ring
             return out, lse
@@ -190,12 +222,14 @@ def _check_local(q, k, v, n, W, layout):
 
 
 def ring_attention(q, k, v, pattern=None, *, n=None, causal=False, layout="contiguous", scale=None,
-                   sparse_aware=True, group=None, stats=None, n_valid=None, return_lse=False):
+                   sparse_aware=True, group=None, stats=None, n_valid=None, return_lse=False, kernel="auto"):
     """Attention of this rank's queries q (..., n/W, d) over the whole sequence, keys sharded the same way.
 
     Call on every rank of `group` (torch.distributed must be initialised). `n` is the global length (default
     W × local length); `layout` says which positions each rank owns (`schedule.shard_positions`); keys at
     positions >= n_valid are masked (padding). `stats`, a dict, receives message/byte/block counts. Differentiable.
+    `kernel`: "torch" (readable fp32-friendly blockwise steps), "triton" (the block-sparse flash kernel in every
+    step; on CPU through Triton's interpreter) or "auto" (Triton on CUDA tensors when installed).
     """
     import torch.distributed as dist
 
@@ -210,7 +244,7 @@ def ring_attention(q, k, v, pattern=None, *, n=None, causal=False, layout="conti
     plan = plan_ring(pattern, n, W, layout, sparse_aware=sparse_aware)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     ring = _Ring(plan, pattern, n, n if n_valid is None else n_valid, layout, rank, group, scale,
-                 {} if stats is None else stats)
+                 {} if stats is None else stats, _resolve_kernel(kernel, q))
     ring.stats.update(hops=plan.hops, dense_hops=W - 1)
     out, lse = _autograd_ring().apply(q.contiguous(), k.contiguous(), v.contiguous(), ring)
     return (out, lse) if return_lse else out
