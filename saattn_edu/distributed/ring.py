@@ -36,6 +36,10 @@ class _Exchange:
     def __init__(self, tensor, to, frm, group, tag, stats):
         import torch.distributed as dist
 
+        # gloo moves CPU tensors only: CUDA blocks travel through host memory (several ranks sharing one GPU)
+        self.device = tensor.device if tensor.is_cuda and dist.get_backend(group) == "gloo" else None
+        if self.device is not None:
+            tensor = tensor.cpu()
         self.buffer = torch_empty_like(tensor)
         ops = [dist.P2POp(dist.isend, tensor, _global(group, to), group, tag),
                dist.P2POp(dist.irecv, self.buffer, _global(group, frm), group, tag)]
@@ -46,7 +50,7 @@ class _Exchange:
     def wait(self):
         for req in self.requests:
             req.wait()
-        return self.buffer
+        return self.buffer if self.device is None else self.buffer.to(self.device)
 
 
 def torch_empty_like(t):
