@@ -16,6 +16,7 @@ each rank skips the compute of blocks it does not attend to. Causal attention ba
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..patterns.base import Intersection, Pattern
 from ..patterns.dense import Causal, Dense
@@ -123,53 +124,66 @@ def _resolve_kernel(kernel: str, q) -> str:
     return "torch"
 
 
+def _directions(ring: _Ring):
+    """(direction, hops, to, frm) of each chain of the plan: +1 clockwise, -1 counter-clockwise."""
+    for direction, hops in ((+1, ring.plan.forward_hops), (-1, ring.plan.backward_hops)):
+        if hops:
+            yield direction, hops, (ring.rank + direction) % ring.W, (ring.rank - direction) % ring.W
+
+
 def _ring_forward(ring: _Ring, q, kv):
     """(out, lse) of the local queries over every block the plan brings by."""
-    import torch
-
     acc = torch.promote_types(q.dtype, torch.float32)  # bf16 / fp16 inputs merge in fp32
     out = torch.zeros(q.shape, dtype=acc, device=q.device)  # (B, H, m, d)
     lse = torch.full(q.shape[:-1], float("-inf"), dtype=acc, device=q.device)  # (B, H, m)
-    for direction, hops in ((+1, ring.plan.forward_hops), (-1, ring.plan.backward_hops)):
-        held, pending = kv, None
-        for s in range(0, hops + 1):
-            if s > 0:
-                held = pending.wait()  # block of rank r - direction·s
-            pending = _Exchange(held, (ring.rank + direction) % ring.W, (ring.rank - direction) % ring.W,
-                                ring.group, _KV, ring.stats) if s < hops else None  # overlaps the compute below
-            if s == 0 and direction < 0:
-                continue  # the local block was done in the forward direction
+    # Both chains' first transfers start now, so they travel while the local block is computed.
+    chains = [(d, h, to, frm, _Exchange(kv, to, frm, ring.group, _KV, ring.stats)) for d, h, to, frm in
+              _directions(ring)]
+    if ring.needed(ring.rank):
+        out, lse = merge_partials(out, lse, *(t.to(acc) for t in ring.forward_block(q, kv, ring.rank)))
+    for direction, hops, to, frm, pending in chains:
+        for s in range(1, hops + 1):
+            held = pending.wait()  # block of rank r - direction·s
+            pending = _Exchange(held, to, frm, ring.group, _KV, ring.stats) if s < hops else None  # overlaps below
             src = (ring.rank - direction * s) % ring.W
             if ring.needed(src):
                 out, lse = merge_partials(out, lse, *(t.to(acc) for t in ring.forward_block(q, held, src)))
             else:
                 ring.count("blocks_skipped")
+    if not ring.needed(ring.rank):
+        ring.count("blocks_skipped")
     return out, lse
 
 
 def _ring_backward(ring: _Ring, q, kv, out, lse, dout):
-    """(dq, dkv): dK/dV accumulators travel with their blocks and come home at the end."""
-    import torch
+    """(dq, dkv): dK/dV accumulators travel with their blocks and come home at the end.
 
+    At each step the block's gradients are computed first; only then does the rank wait for the accumulator that
+    travelled with the block, add to it and send it on, so accumulator transfers overlap the next compute.
+    """
     dq, dkv_home = torch.zeros_like(q), torch.zeros_like(kv)  # (B, H, m, d), (2, B, H, m, d)
+    chains = [(d, h, to, frm, _Exchange(kv, to, frm, ring.group, _KV, ring.stats)) for d, h, to, frm in
+              _directions(ring)]
     if ring.needed(ring.rank):
         dq_, dk_, dv_ = ring.backward_block(q, kv, out, lse, dout, ring.rank)
         dq += dq_
         dkv_home += torch.stack([dk_, dv_])
-    for direction, hops in ((+1, ring.plan.forward_hops), (-1, ring.plan.backward_hops)):
-        to, frm = (ring.rank + direction) % ring.W, (ring.rank - direction) % ring.W
-        pending = _Exchange(kv, to, frm, ring.group, _KV, ring.stats) if hops else None
-        dkv = torch.zeros_like(kv)  # accumulator of the block arriving at step 1: nobody has added to it yet
+    for direction, hops, to, frm, pending in chains:
+        arriving = None  # the accumulator travelling with the block of the next step
         for s in range(1, hops + 1):
             held = pending.wait()
             pending = _Exchange(held, to, frm, ring.group, _KV, ring.stats) if s < hops else None
             src = (ring.rank - direction * s) % ring.W
+            mine = None
             if ring.needed(src):
                 dq_, dk_, dv_ = ring.backward_block(q, held, out, lse, dout, src)
                 dq += dq_
-                dkv = dkv + torch.stack([dk_, dv_])
-            if s < hops:  # pass the accumulator on with the block ...
-                dkv = _Exchange(dkv, to, frm, ring.group, _DKV, ring.stats).wait()
+                mine = torch.stack([dk_, dv_])
+            dkv = torch.zeros_like(kv) if arriving is None else arriving.wait()  # step 1: nobody added yet
+            if mine is not None:
+                dkv = dkv + mine
+            if s < hops:  # pass the accumulator on with the block (waited for after the next compute) ...
+                arriving = _Exchange(dkv, to, frm, ring.group, _DKV, ring.stats)
             else:  # ... or send it straight home to its owner, and receive my own block's from the farthest rank
                 back = _Exchange(dkv, src, (ring.rank + direction * s) % ring.W, ring.group, _DKV, ring.stats)
                 dkv_home += back.wait()

@@ -124,6 +124,12 @@ def plan_ring(pattern: Pattern | None, n, world_size, layout="contiguous", spars
     need = needed_blocks(pattern, n, W, layout)
     if not sparse_aware:
         return RingPlan(W, np.ones_like(need), W - 1, 0)
+    return plan_from_needed(need)
+
+
+def plan_from_needed(need: np.ndarray) -> RingPlan:
+    """The fewest-hops plan for a (W, W) matrix of needed blocks (rank r needs the keys of rank src)."""
+    W = need.shape[0]
     offsets = {(r - src) % W for r in range(W) for src in range(W) if need[r, src] and r != src}
     best = (W - 1, 0)
     for a in range(W):  # try every cut: forward covers 1..a, backward covers the rest
