@@ -98,7 +98,8 @@ def test_launch_turns_wrapped_stubs_back_into_not_implemented():
         ex08.launch({(1,): wrapped}, (1,))
     with pytest.raises(ValueError):
         ex08.launch({(1,): other}, (1,))
-    compile_error = "at 4:4:\n    raise NotImplementedError(\"Exercise 3: load the bits\")\n unsupported AST node type: Raise"
+    compile_error = ("at 4:4:\n    raise NotImplementedError(\"Exercise 3: load the bits\")\n"
+                     " unsupported AST node type: Raise")
     assert ex08._stub_message(RuntimeError(compile_error)) == "Exercise 3: load the bits"
 
 

@@ -202,3 +202,25 @@ def test_bench_loads_a_function_from_a_notebook_source(tmp_path):
     assert load_callable("saattn_edu.bench.anchors:anchor_patterns")()["causal"].mask(3).sum() == 6
     with pytest.raises(ValueError, match="module:function"):
         load_callable("no_colon_here")
+
+
+def test_bench_table_shows_times_and_errors():
+    import io
+
+    from saattn_edu.bench.race import print_table
+
+    rows = [{"contender": "sdpa_flash_causal", "pattern": "dense causal", "n": 16384,
+             "ms": {"fwd": 3.4, "fwdbwd": 12.0}},
+            {"contender": "yours", "pattern": "causal", "n": 16384, "ms": {"fwd": 2.5, "fwdbwd": 9.1}},
+            {"contender": "flex", "pattern": "causal", "n": 16384, "ms": {"fwd": 2.7, "fwdbwd": 9.9}},
+            {"contender": "yours", "pattern": "sliding_w1024", "n": 16384, "ms": {}, "error": "wrong: o rel. error 1"}]
+    out = io.StringIO()
+    print_table(rows, {"device": "H200", "B": 1, "H": 16, "D": 128, "dtype": "bfloat16", "timer": "do_bench"}, out)
+    text = out.getvalue()
+    assert "2.500 /   9.100ms" in text and "ERROR" in text and "wrong: o rel. error 1" in text
+
+
+def test_lesson_08_shows_the_design_not_the_code():
+    lesson = (ROOT / "notebooks" / "08_triton_block_sparse.py").read_text(encoding="utf-8")
+    assert "getsource" not in lesson and "tl.dot(" not in lesson and "tl.math.exp2" not in lesson
+    assert "plan.cols" in lesson and "delta" in lesson  # the transposed plan and the backward, in pseudo-code
