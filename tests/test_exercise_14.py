@@ -75,7 +75,7 @@ MUTANTS = [
                                    "qk = tl.dot(q, k, input_precision=PREC)"), ["forward"], ""),
     ("forward never rescales acc", ("def fwd_tiles", "acc = acc * alpha[:, None] +", "acc = acc +"), ["forward"], ""),
     ("LSE in natural log", ("def fwd_kernel", "m_i + tl.math.log2(l_safe)", "m_i + tl.log(l_safe)"), ["forward"],
-     ""),
+     "o is right but lse is not"),
     ("V loaded without its bounds mask", ("def fwd_tiles", "mask=col_ok[:, None], other=0.0)  # (BN, D)",
                                           ")  # (BN, D)"), ["forward"], "a load without its mask"),
     ("delta = rowsum(o) * rowsum(dO)", ("def delta_kernel", "tl.sum(o * do, 1)", "tl.sum(o, 1) * tl.sum(do, 1)"),
@@ -123,6 +123,9 @@ def test_hints_by_symptom_without_a_kernel():
     assert "scale" in " ".join(ex14.Results()(exp, (o, dq * 4, dk, dv)).lines)  # D = 16: 1/scale = 4
     assert "swapped" in " ".join(ex14.Results()(exp, (o, dq, dv, dk)).lines)
     assert "tuple" in " ".join(ex14.Results()(exp, o).lines)
+    fwd = ex14.ref_forward(**{k: case[k] for k in ("q", "k", "v", "pattern")})
+    lse = np.where(np.isfinite(fwd.values[1]), fwd.values[1] + 0.1, fwd.values[1])
+    assert "o is right but lse is not" in " ".join(ex14.Results()(fwd, (fwd.values[0], lse)).lines)
 
 
 @pytest.mark.triton
