@@ -17,7 +17,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/saattn-edu/saattn-edu/blob/main/notebooks/08_triton_block_sparse.ipynb)
 #
 # **Learning goals.** After this notebook you can
-# - read a block-sparse FlashAttention-2 kernel in Triton line by line: programs, tile plans, the loop over active key tiles, the masked partial tiles
+# - explain the design of a block-sparse FlashAttention-2 kernel in Triton: programs, tile plans (rows and their transpose), full and masked partial tiles, a backward that recomputes instead of storing
 # - run that kernel on your CPU through Triton's interpreter and check it against dense attention
 # - measure NumPy, Torch and FlexAttention on your machine, and read the committed H100 table
 # - time a kernel of your own on a GPU (Colab or elsewhere) with the toolkit's timer
@@ -44,7 +44,6 @@ if "google.colab" in sys.modules:
 # kernel on CPU tensors, one program after another: slow, exact, and enough to read and test it.
 
 # %%
-import inspect
 import json
 from pathlib import Path
 
@@ -136,58 +135,80 @@ widgets.interact(explore, pattern=list(PATTERNS), n=widgets.IntSlider(1024, 256,
 
 
 # %% [markdown]
-# ## The kernel, line by line
+# ## The kernel's design
 #
-# The cells below print the kernel from the installed library (`inspect.getsource`), so you read the code that
-# runs. First the program, `_fwd_kernel`:
+# The library's kernel (`saattn_edu/accel/block_sparse_flash.py`) is FlashAttention-2 driven by the plan. This section
+# gives its design: who does what, in which order, with which state. Writing it is the capstone
+# (`exercises/14_capstone_kernel.ipynb`); read the library's source after you have written yours.
+#
+# **Forward: one program per (query tile, head).** The grid is `(query tiles, batch·head)`. A program loads its `BM`
+# queries once, then walks its query tile's row of the plan: first the full key tiles, then the partial ones. For each
+# it keeps lesson 07's online-softmax state in fp32 registers (running max `m`, running sum `l`, accumulator `acc`):
+#
+# ```
+# program (i, z):                     # query tile i of head z
+#     q ← Q[z, tile i]                # (BM, D), rows past n masked
+#     m, l, acc ← -inf, 0, 0
+#     for each key tile j in plan.rows[i]:  full ones first (no mask code), then partial ones (token mask)
+#         s ← q Kⱼᵀ · scale, in log2 units; -inf where the mask says no
+#         fold s into (m, l, acc) with V_j          # rescale the old state when the max grows
+#     O[z, tile i] ← acc / l   (0 where l = 0);   LSE ← m + log2 l   (kept for the backward)
+# ```
+#
+# Three design choices carry the speed. *Skipping is free*: the loop runs over a CSR slice, so an empty tile is never
+# touched. *Full and partial tiles are two loops*: whether a tile is masked is a compile-time constant, so the common
+# full tile carries no mask load and no `where`. *Heaviest first*: the plan lists query tiles by decreasing work, and
+# program `p` takes tile `order[p]`, so a long row (a global token) does not finish last, alone.
+#
+# **Backward: recompute, don't store.** The forward kept only `O` and `LSE` (one number a row), never the `n × n`
+# probabilities. The backward recomputes each tile's probabilities from `LSE`, and splits the work so that no two
+# programs write the same output (no atomics):
+#
+# ```
+# delta ← rowsum(O ∘ dO)                          # one number a query row, before the two kernels below
+# program per (key tile j, kv head):   walk plan.cols[j]  (the query tiles that see key tile j)
+#     recompute P of the tile from LSE; dV_j += Pᵀ dO;  dS = P ∘ (dO Vⱼᵀ − delta);  dK_j += dSᵀ Q · scale
+# program per (query tile i, head):    walk plan.rows[i]  (as the forward)
+#     recompute P and dS the same way;  dQ_i += dS K_j · scale
+# ```
+#
+# The column walk is why the plan has a **transposed** view: `plan.cols[j]` lists, per key tile, the query tiles that
+# see it. The figure shows the tiles three programs visit on one pattern: a forward (or dQ) program walks a row,
+# a dK/dV program walks a column.
 
-# %% tags=["nbval-ignore-output"]
-def source(kernel):
-    """The Python source of a @triton.jit function (JITFunction and the interpreter's wrapper both keep .fn)."""
-    return inspect.getsource(getattr(kernel, "fn", kernel))
+# %%
+def visited(pattern, n, tile, i, j):
+    """Boolean tile grids: the row that query tile i's program walks, the column that key tile j's program walks."""
+    plan = build_plan(pattern_rule(pattern, n), n, tile, tile, "cpu")
+    nt = -(-n // tile)
+    row, col = np.zeros((nt, nt), bool), np.zeros((nt, nt), bool)
+    for c, r in ((plan.rows, row), (plan.cols, col)):
+        outer = i if r is row else j
+        for ptr, idx in ((c.full_ptr, c.full_idx), (c.part_ptr, c.part_idx)):
+            inner = idx[ptr[outer]:ptr[outer + 1]].numpy()
+            if r is row:
+                r[outer, inner] = True
+            else:
+                r[inner, outer] = True
+    return row, col
 
 
-print(source(bsf._fwd_kernel) if HAS_TRITON else "Triton is not installed: no kernel to show")
+p_fig, n_fig, tile_fig = P.Longformer(128, global_indices=range(32)), 1024, 64
+grid = tile_classes(p_fig, n_fig, tile_fig)
+row, col = visited(p_fig, n_fig, tile_fig, i=10, j=0)
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), dpi=72)
+for ax, sel, title in ((axes[0], row, "forward / dQ program of query tile 10:\nwalks plan.rows[10]"),
+                       (axes[1], col, "dK/dV program of key tile 0 (global keys):\nwalks plan.cols[0]")):
+    show_classes(grid, title, ax)
+    ax.imshow(np.ma.masked_where(~sel, sel), cmap="Greys", alpha=0.55, vmin=0, vmax=1)
+    ax.set_title(f"{title}: {int(sel.sum())} tiles", fontsize=9)
+fig.suptitle("Longformer(128, 32 global), n = 1024, tiles of 64: the tiles one program visits (darkened)")
+fig.tight_layout(rect=(0, 0, 1, 0.9))
+plt.show()
 
 # %% [markdown]
-# Reading it from the top:
-#
-# - `@triton.jit` and the `tl.constexpr` arguments (`BM`, `BN`, `D`, ...): compile-time constants. Each combination
-#   is compiled once; tile shapes must be powers of two.
-# - `pid_m = tl.load(Order + tl.program_id(0))`: which query tile this program owns. The plan sorts tiles by their
-#   number of active key tiles, heaviest first, so a long row (a global token of Longformer) starts early instead of
-#   finishing last. `tl.program_id(1)` picks the batch, head and *residue* (`r`, used by the strided permutation below;
-#   `tok_stride = 1` otherwise, and token = position).
-# - `offs_m = pid_m * BM + tl.arange(0, BM)`: the `BM` query positions as a vector; `row_ok` masks those past the
-#   sequence end. `tl.load(Q + ... + tok_m[:, None] * sqn + offs_d[None, :], mask=row_ok[:, None], other=0.0)`
-#   reads the whole `(BM, D)` query tile with pointer arithmetic (row stride `sqn`, contiguous `d`).
-# - `m_i = -inf`, `l_i = 0`, `acc = 0`: lesson 07's state (running max, running sum, unnormalised output), in fp32
-#   registers whatever the input dtype. `HAS_INIT` instead continues an earlier pass's softmax (the permutation).
-# - `hk = h // GROUP`: grouped-query attention, several query heads read one key/value head.
-# - two calls of `_fwd_tiles`: the **full** tiles (no mask), then the **partial** ones (masked).
-# - `acc / l_safe` and the store: rows that saw no allowed key have `l = 0` and get 0 (never NaN); the log-sum-exp
-#   `m_i + log2(l)` is kept for the backward pass.
-#
-# Then the loop over active key tiles, `_fwd_tiles`:
-
-# %% tags=["nbval-ignore-output"]
-print(source(bsf._fwd_tiles) if HAS_TRITON else "Triton is not installed: no kernel to show")
-
-# %% [markdown]
-# - `start, end = Ptr[pid_m], Ptr[pid_m + 1]`, `kb = tl.load(Idx + t)`: the CSR of the plan. Only active tiles are
-#   visited: **skipping is free**, the loop never touches an empty tile.
-# - `k` is loaded as `(D, BN)` (keys as columns), `v` as `(BN, D)`, both with `mask=col_ok` so the last tile may run
-#   past `n`.
-# - `qk = tl.dot(q, k) * qk_scale`: one tensor-core matrix product, `(BM, D) @ (D, BN)`. `qk_scale` includes
-#   `log2(e)`, so the exponentials are `exp2` (one cheap instruction; `2^(x log2 e) = e^x`).
-# - `if MASKED:` is a compile-time branch: the full-tile loop has no mask code. A partial tile loads its bits and
-#   sets forbidden scores to `-inf`.
-# - the online softmax: new max, `m_safe` (0 in place of `-inf`, so a row with nothing allowed yet gives 0 and not
-#   NaN), `p = exp2(qk - m)`, `alpha = exp2(m_old - m_new)` rescales the old sum and accumulator, and
-#   `acc += p @ v`, a second tensor-core product.
-#
-# The backward pass (`_bwd_kernel` in the same file) uses the same plans: one set of programs per key tile computes
-# dK and dV, another per query tile computes dQ.
+# Key tile 0 holds the global keys: every query tile sees it, so its dK/dV program walks the whole column, the
+# longest job of the backward. That is what the heaviest-first order is for.
 #
 # ## Run it on this machine
 #
@@ -316,6 +337,10 @@ plt.show()
 # inside the timed function; and **warm up**, since the first calls compile the kernel. `triton.testing.do_bench`
 # (median over many runs, with the L2 cache flushed) is the alternative Triton's tutorials use. On a CPU the cell
 # says why it skips.
+#
+# For a full race on the anchor patterns (your kernel, the library's, compiled Flex, SDPA's FlashAttention-2 and cuDNN
+# backends, each checked for correctness first) use `saattn bench` from a terminal, or `saattn_edu.bench.race` from a
+# notebook; `saattn bench --help` lists the options.
 
 # %% tags=["nbval-ignore-output"]
 if DEVICE != "cuda" or not HAS_TRITON:
@@ -336,11 +361,14 @@ else:
 #
 # - A block-sparse kernel is FlashAttention-2 with a **plan**: one program per query tile walks only its active key
 #   tiles, full ones with no mask and partial ones with a packed token mask; empty tiles cost nothing.
-# - Triton writes that program in Python over whole tiles (`tl.load` with masks, `tl.dot`, `exp2`); the interpreter
-#   runs it on a CPU for reading and testing, a GPU compiles it.
+# - The backward recomputes each tile's probabilities from the saved log-sum-exp: dK/dV programs walk the plan's
+#   columns (its transpose), dQ programs its rows, so no two programs write the same output.
+# - Triton writes these programs in Python over whole tiles (`tl.load` with masks, `tl.dot`, `exp2`); the
+#   interpreter runs them on a CPU for testing, a GPU compiles them.
 # - Sparse paths grow like `n` where masked dense attention grows like `n²`, on your CPU and on an H100; the kernel
 #   equals Flex on local patterns and beats it on strided ones through the residue permutation.
 # - To time a kernel on a GPU: warm up, synchronize, take the median.
 #
-# Next: write the kernel's inner loop yourself in `exercises/08_triton_kernel.ipynb`, then see Flex's side of the
-# story in `09_flexattention.ipynb`.
+# Next: write the kernel's inner loop yourself in `exercises/08_triton_kernel.ipynb`; then the whole kernel, forward
+# and backward, in the capstone `exercises/14_capstone_kernel.ipynb`, and race it against Flex with `saattn bench`.
+# Flex's side of the story is `09_flexattention.ipynb`.

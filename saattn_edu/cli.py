@@ -99,6 +99,53 @@ def _ring(args) -> int:
     return run_parsed(args)
 
 
+# ---- bench -----------------------------------------------------------------------------------------------------
+_BENCH_EPILOG = """\
+examples:
+  saattn bench                                          # library kernel vs Flex vs SDPA, every anchor, n=16384
+  saattn bench --fn mymodule:flash_attention --n 4096 16384 --json race.json
+  saattn bench --fn solutions/14_capstone_kernel.ipynb:flash_attention --autotune
+anchor patterns (all causal): causal, sliding_w1024, longformer_w512_g64, bigbird_blk128, strided_l256.
+Each contender is checked first (float32 autograd at n=2048, then Flex at full n): a wrong one gets its error, not
+a time. Times are triton.testing.do_bench medians (ms), forward and forward+backward; SDPA runs dense causal.
+Without a CUDA GPU it prints why and exits 0 (nothing to time)."""
+
+
+def _bench_args(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = _BENCH_EPILOG
+    p.add_argument("--fn", help="your attention fn(q, k, v, pattern): module:function, file.py:function or "
+                                "notebook.ipynb:function (its check/race cells are skipped)")
+    p.add_argument("--name", default="yours", help="its column in the table (default: yours)")
+    p.add_argument("--patterns", nargs="+", default=None, metavar="NAME", help="anchors to run (default: all five)")
+    p.add_argument("--n", type=int, nargs="+", default=[16384], help="sequence lengths (default: 16384)")
+    p.add_argument("--autotune", action="store_true", help="also Flex compiled with max-autotune (45-100 s a mask)")
+    p.add_argument("--no-library", action="store_true", help="leave out the library's Triton kernel")
+    p.add_argument("--no-flex", action="store_true", help="leave out FlexAttention")
+    p.add_argument("--sdpa", nargs="*", default=["flash", "cudnn"], choices=["flash", "cudnn"],
+                   help="SDPA backends timed dense causal (default: flash cudnn; none: --sdpa)")
+    p.add_argument("--forward-only", action="store_true", help="time the forward only")
+    p.add_argument("--batch", type=int, default=1, help="B (default 1)")
+    p.add_argument("--heads", type=int, default=16, help="H (default 16)")
+    p.add_argument("--head-dim", type=int, default=128, help="D (default 128)")
+    p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    p.add_argument("--json", default="saattn_bench.json", help="JSON of every row (default: saattn_bench.json)")
+
+
+@command("bench", "race an attention function against the library kernel, FlexAttention and SDPA on a GPU",
+         _bench_args)
+def _bench(args) -> int:
+    from .bench.race import NO_GPU, gpu_available, race
+
+    if not gpu_available():
+        print(f"saattn bench: {NO_GPU}")
+        return 0
+    race(args.fn, patterns=args.patterns, n=args.n, name=args.name, library=not args.no_library,
+         flex=not args.no_flex, autotune=args.autotune, sdpa=tuple(args.sdpa), backward=not args.forward_only,
+         B=args.batch, H=args.heads, D=args.head_dim, dtype=args.dtype, out=args.json)
+    return 0
+
+
 # ---- entry point -----------------------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="saattn", description="saattn-edu course tools")

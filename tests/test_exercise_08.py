@@ -70,15 +70,18 @@ def test_solution_gets_full_points_and_exercise_is_not_attempted():
     assert {r["status"] for r in ex.values()} == {"not attempted"}, [r["report"] for r in ex.values()]
 
 
-@pytest.mark.slow  # two more interpreter runs (~25 s): the mistakes, not a feature
+@pytest.mark.slow  # three more interpreter runs (~35 s): the mistakes, not a feature
 @pytest.mark.triton
-def test_a_missing_load_mask_and_a_missing_nan_guard_fail():
+def test_a_missing_load_mask_a_missing_nan_guard_and_a_missing_col_ok_fail():
     pytest.importorskip("triton")
     unmasked = _grade("solutions", 4, "mask=col_ok[:, None], other=0.0)  # (BN, D)", ")  # (BN, D)")
     assert unmasked["full_tiles"]["status"] == "passed"  # full tiles never cross n
     assert unmasked["causal"]["points"] < unmasked["causal"]["max"]  # NaN past n reaches the output
     no_guard = _grade("solutions", 4, 'm_safe = tl.where(m_new == float("-inf"), 0.0, m_new)', "m_safe = m_new")
+    assert no_guard["full_tiles"]["status"] == "passed"  # full tiles give every row a finite max: said in the notebook
     assert no_guard["block_layout"]["points"] < no_guard["block_layout"]["max"]  # empty rows: NaN
+    no_col_ok = _grade("solutions", 5, "(bits != 0) & col_ok[None, :]", "bits != 0")
+    assert no_col_ok["causal"]["points"] < no_col_ok["causal"]["max"]  # the bits past n are 1: col_ok must stop there
 
 
 def test_launch_turns_wrapped_stubs_back_into_not_implemented():
@@ -95,7 +98,8 @@ def test_launch_turns_wrapped_stubs_back_into_not_implemented():
         ex08.launch({(1,): wrapped}, (1,))
     with pytest.raises(ValueError):
         ex08.launch({(1,): other}, (1,))
-    compile_error = "at 4:4:\n    raise NotImplementedError(\"Exercise 3: load the bits\")\n unsupported AST node type: Raise"
+    compile_error = ("at 4:4:\n    raise NotImplementedError(\"Exercise 3: load the bits\")\n"
+                     " unsupported AST node type: Raise")
     assert ex08._stub_message(RuntimeError(compile_error)) == "Exercise 3: load the bits"
 
 
