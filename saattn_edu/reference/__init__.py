@@ -6,13 +6,16 @@
     R.block_sparse_attention(q, k, v, layout, block) # whole tiles on or off
     R.flash_attention(q, k, v, return_lse=True)      # tiled online softmax
     R.merge_partials(out_a, lse_a, out_b, lse_b)     # combine attention over two key sets
+    R.multiset_attention(q, k, v, csr, counts)       # keys listed several times count several times
 """
 from ._softmax import merge_partials
 from .block_sparse import block_sparse_attention
 from .dense import dense_attention
 from .flash import flash_attention
+from .multiset import multiset_attention
 from .sparse import sparse_attention
 
 __all__ = [
     "dense_attention", "sparse_attention", "block_sparse_attention", "flash_attention", "merge_partials",
+    "multiset_attention",
 ]
