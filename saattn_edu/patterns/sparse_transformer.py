@@ -76,6 +76,7 @@ class Fixed(Pattern):
         if short_last not in ("none", "deepspeed"):
             raise ValueError(f"short_last must be 'none' or 'deepspeed', got {short_last!r}")
         self.short_last = short_last  # "deepspeed": a short last window keeps its summaries, pushed to fit
+        self.needs_n = short_last != "none"  # that rule depends on n: mask_mod_for(n)
 
     def _params(self):
         out = {"stride": self.stride, "c": self.c, "causal": self.causal}
@@ -92,8 +93,10 @@ class Fixed(Pattern):
         lo = self._summary_offset()
         r = j % self.stride
         plain = (r >= lo) & (r < lo + self.c)
+        if self.short_last == "none" or n is None:  # mask_mod without n: the plain rule (needs_n covers the rest)
+            return plain
         end = n - n % self.stride  # the short last window starts here
-        if self.short_last == "none" or end == n:
+        if end == n:
             return plain
         start = min(end + lo, n - self.c)  # DeepSpeed: moved back so that all c summary keys fit
         return (plain & (j < end)) | ((j >= start) & (j < start + self.c))
