@@ -47,8 +47,10 @@ CASES = [  # (n, block, r, heads, seed): the usual plan, the old 1024-token plan
 ]
 
 
-@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-@pytest.mark.parametrize("n,block,r,heads,seed", CASES)
+PROBES = [(*case, True) for case in CASES] + [(*case, False) for case in CASES[:1] + CASES[-1:]]  # eval: no draw
+
+
+@pytest.mark.parametrize("n,block,r,heads,seed,training", PROBES)
 def test_bigbird_key_sets_and_counts_match_hf(n, block, r, heads, seed, training):
     eye = torch.eye(n).expand(1, heads, n, n).contiguous()
     zero = torch.zeros(1, heads, n, n)
