@@ -17,7 +17,11 @@ def _grid_pairs(n: int, stride: int) -> int:
 
 
 class Strided(Pattern):
-    """Causal: 0 <= i-j <= stride, or (i-j) % stride == 0 and j <= i.  Non-causal: |i-j| <= stride or on grid."""
+    """Causal: 0 <= i-j <= stride, or (i-j) % stride == 0 and j <= i.  Non-causal: |i-j| <= stride or on grid.
+
+    Equals OpenAI's `local(stride) ∪ strided(stride)` masks (its `local` keeps `stride` keys, the grid adds the
+    one at distance `stride`; tests/test_conformance_rules.py).
+    """
 
     def __init__(self, stride: int, causal: bool = True):
         self.stride = check_int("stride", stride, minimum=1)
