@@ -168,20 +168,12 @@ class BigBird(Pattern):
         A softmax over that multiset weights key j by its count. Global rows list every key once.
         """
         csr = self.neighbors(n)
-        table, nb = self._tables[math.ceil(n / self.block)], math.ceil(n / self.block)
-        counts = np.ones(csr.nnz, dtype=np.int64)
-        rows = csr.row_ids()
-        extra = np.zeros((nb, nb), dtype=np.int64)  # (nb, nb): extra listings of column block bj in row block bi
-        for rb in range(nb):
-            if not self._is_global(rb, nb):
-                picks = table[rb][table[rb] >= 0]
-                in_base = self._base_member(rb, picks, nb)
-                np.add.at(extra[rb], picks[in_base], 1)  # a random pick already in the window or globals
-                seen = picks[~in_base]  # a block drawn twice by random slots alone (never in the planners)
-                np.add.at(extra[rb], seen, 1)
-                extra[rb, np.unique(seen)] -= 1
-        counts += extra[rows // self.block, csr.indices // self.block]
+        nb = math.ceil(n / self.block)
+        table = self._tables[nb]
+        rb, cb = csr.row_ids().astype(np.int64) // self.block, csr.indices.astype(np.int64) // self.block
+        occurrences = np.zeros(csr.nnz, dtype=np.int64)  # (nnz,) random slots of the row listing this key's block
+        for k in range(table.shape[1]):  # a loop over the r slots: O(nnz) memory, O(nnz·r) time
+            occurrences += table[rb, k] == cb
+        in_base = (abs(rb - cb) <= self.window_blocks // 2) | self._is_global(cb, nb)  # window and global keys
+        counts = np.where(self._is_global(rb, nb), 1, in_base + occurrences)  # global rows list every key once
         return csr, counts
-
-    def _base_member(self, rb, picks, nb):
-        return (abs(picks - rb) <= self.window_blocks // 2) | self._is_global(picks, nb)
