@@ -278,3 +278,44 @@ def test_learned_beats_random_on_clustered_data():
     oracle = Q.evaluate(IndexerTopK(32, None), q, k, v)["captured_mass"]
     kmeans = Q.evaluate(KMeansRouting(8), q, k, v)["captured_mass"]
     assert oracle > 0.5 and kmeans > 0.5
+
+
+# ---- Hugging Face's LSH rule, by brute force (the conformance test compares with HF itself) ----------------------
+def brute_lsh_hf(m: LSHBuckets, q):
+    """Counts (n, n) written from the docstring, with loops: one sorted sequence of all rounds, cyclic chunks."""
+    n, d = q.shape
+    rot = random_rotations(d, m.n_buckets, m.n_hashes, m.seed)
+    counts = np.zeros((n, n), int)
+    if n <= m.chunk:
+        counts[:] = 1
+    else:
+        items = []
+        for h in range(m.n_hashes):
+            for i in range(n):
+                p = [float(q[i] @ rot[h][:, c]) for c in range(m.n_buckets // 2)]
+                items.append((h, int(np.argmax(p + [-x for x in p])), i))
+        items.sort()
+        chunks = [items[s:s + m.chunk] for s in range(0, len(items), m.chunk)]
+        for c, own in enumerate(chunks):
+            window = chunks[c - 1] + own  # c = 0: the last chunk (Python's -1), as HF's wrap-around
+            for (hq, bq, i) in own:
+                for (hk, bk, j) in window:
+                    if not m.same_bucket or (hq, bq) == (hk, bk):
+                        counts[i, j] += 1
+    if m.causal:
+        counts = np.tril(counts)
+    for i in range(n):  # the own key only when nothing else is left
+        if m.self_mask and counts[i].sum() > counts[i, i]:
+            counts[i, i] = 0
+    return counts if m.merge == "multiset" else (counts > 0).astype(int)
+
+
+@pytest.mark.parametrize("m", [LSHBuckets(4, 1, 8), LSHBuckets(8, 3, 5, seed=3), LSHBuckets(4, 2, 6, causal=True),
+                               LSHBuckets(6, 2, 7, same_bucket=True), LSHBuckets(4, 2, 8, merge="union"),
+                               LSHBuckets(4, 3, 40), LSHBuckets(2, 2, 9, causal=True, self_mask=False)], ids=repr)
+def test_lsh_hf_rule_matches_brute_force(m):
+    q, _, _ = qkv(37, seed=4)
+    csr, counts = m.key_counts(q)
+    got = np.zeros((37, 37), int)
+    got[csr.row_ids(), csr.indices] = counts
+    np.testing.assert_array_equal(got, brute_lsh_hf(m, q))
