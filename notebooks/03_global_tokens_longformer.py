@@ -20,6 +20,8 @@
 # - explain global tokens as hubs: every pair connected within two hops
 # - build Longformer as window + dilation + global tokens and count its cost
 # - show, on a QA-style example, a global token reading the whole document in one layer
+# - say how real Longformer differs from the pattern alone (separate global projections) and convert other
+#   libraries' window sizes
 
 # %% tags=["colab-setup"]
 # @title Setup: installs the course package when this notebook runs in Colab (a no-op elsewhere)
@@ -149,6 +151,60 @@ viz.plot_attention_map(probs, vmax=0.25)  # colours saturate at 0.25 so that sma
 # In the Longformer map, row 0 (the global question token) may look at the whole document and puts its weight
 # on column 80; columns 0–1 light up because every token also reads the question. Everything else stays a thin
 # band.
+#
+# ## Real Longformer: the global rows have their own projections
+#
+# The *pattern* `P.Longformer(w, global_indices)` is exactly Hugging Face's `LongformerSelfAttention` mask
+# (`tests/test_conformance_hf_windows.py` probes it key by key). But real Longformer (Beltagy et al. 2020, §3.1)
+# also gives global attention its **own linear projections**: the global tokens' rows attend to every key with
+# $Q_g, K_g, V_g$, while every other row attends over its window and the global columns with the usual $Q, K, V$.
+# Two sets of weights let a model learn a different kind of attention for its hubs (read the whole document) than
+# for local reading. The course layer has it as an option:
+#
+#     SparseSelfAttention(d_model, n_heads, P.Longformer(w, globals), global_projections=True)  # adds qkv_global
+#
+# With the global projections equal to the local ones it is the plain pattern; with separate weights only the
+# global rows change. The same test copies HF's weights into the layer and matches its outputs to 2e-5.
+
+# %%
+import torch
+
+from saattn_edu.models import SparseSelfAttention
+
+torch.manual_seed(0)
+layer = SparseSelfAttention(32, 2, P.Longformer(16, global_indices=question), backend="torch",
+                            global_projections=True)
+x = torch.randn(1, n, 32)
+with torch.no_grad():
+    separate = layer(x)
+    layer.qkv_global.load_state_dict(layer.qkv.state_dict())  # global projections := local ones
+    shared = layer(x)
+    changed = (separate - shared).abs().amax(-1)[0]
+print("rows whose output depends on the global projections:", torch.nonzero(changed > 1e-6).flatten().tolist())
+
+# %% [markdown]
+# > Only the question rows (0 and 1) change: the other rows still *read* the global tokens' keys and values, but
+# > through the local projections, as in Longformer.
+#
+# ## Window sizes: every library counts differently
+#
+# The same word "window" means different numbers of keys. The converters in `saattn_edu.patterns.conventions`
+# (all tested in `tests/test_conformance_rules.py` and `tests/test_conformance_hf_windows.py`):
+#
+# | their parameter | keys per query | here |
+# |---|---|---|
+# | HF Longformer `attention_window=w` (even) | $w + 1$: $w/2$ per side | `P.Longformer(w, ...)` (`conventions.hf_longformer`) |
+# | HF bidirectional `sliding_window=w` (`abs(q - kv) <= w`) | $2w + 1$: $w$ per side | `P.SlidingWindow(2 * w + 1)` |
+# | HF / Mistral causal `sliding_window=W` (`kv > q - W`) | $W$, itself included | `P.SlidingWindow(W, causal=True)` |
+# | attention-gym `generate_sliding_window(w)` (`q - kv <= w`) | $w + 1$ | `P.SlidingWindow(w + 1, causal=True)` |
+# | attention-gym `generate_dilated_sliding_window(w, d)` | $\lceil w/d \rceil$ (counts tokens) | `P.DilatedWindow(ceil(w / d), d, causal=True)` (counts steps) |
+
+# %%
+from saattn_edu.patterns import conventions as conv
+
+for p in [conv.hf_longformer(16), conv.hf_sliding_window(8, causal=False), conv.hf_sliding_window(8),
+          conv.gym_sliding_window(8)]:
+    print(f"{p!r:45} keys of a middle query: {len(p.neighbors(64).row(32))}")
 
 # %% [markdown]
 # ## Play with it
@@ -179,7 +235,9 @@ widgets.interact(explore_hubs, g=(0, 8), window=(3, 33, 2));
 #
 # - Global tokens are hubs: with even one, every pair of tokens is connected within two layers, for about $2n$
 #   extra pairs per global token.
-# - Longformer = (dilated) sliding window ∪ global tokens; its cost stays linear in $n$.
+# - Longformer = (dilated) sliding window ∪ global tokens; its cost stays linear in $n$. The pattern matches HF's
+#   exactly; real Longformer adds separate global Q/K/V projections (`global_projections=True`).
+# - Window parameters differ by one or by a factor of two between libraries: convert, don't guess.
 # - Which tokens are global is a modelling decision (question, `[CLS]`); they see the whole document in one layer.
 # - Global rows and columns switch on whole block rows and columns: a kernel question for lesson 06.
 #

@@ -20,6 +20,8 @@
 # - read an attention pattern as a graph and measure its hop distances and diameter
 # - explain, with measurements, why random edges are shortcuts (diameter ~ log n) and global blocks hubs (2)
 # - build BigBird ITC from window, global and random blocks, and state what its defaults cost
+# - tell apart the three BigBirds in circulation (the official code, the paper's description, DeepSpeed) and
+#   Hugging Face's eval-mode behaviour
 
 # %% tags=["colab-setup"]
 # @title Setup: installs the course package when this notebook runs in Colab (a no-op elsewhere)
@@ -38,6 +40,16 @@ if "google.colab" in sys.modules:
 #
 # BigBird (Zaheer et al., 2020) decides everything per *block*, so we draw its graph with one node per block (one
 # node per token with `block=1`): a window, a few random blocks per row, and a few global blocks.
+#
+# > **Which BigBird?** Three versions circulate, and they differ in exactly the parts this lesson is about. This
+# > course's `P.BigBird` follows the official one by default and names the others:
+# >
+# > | `variant=` | global blocks | random blocks | matches |
+# > |---|---|---|---|
+# > | `"itc"` (default) | the **first and the last** block | drawn by the official *planner*: for most lengths only among the first $2r+5$ blocks, never in the window | google-research/bigbird and Hugging Face `BigBirdBlockSparseAttention` in `train()`, exactly, per head (`tests/test_conformance_bigbird.py`) |
+# > | `"hf_eval"` | first and last | **none**: HF's `eval()` points every random slot at block 0 (already global), so block 0's keys count $1+r$ times | HF in `eval()` (same test) |
+# > | `"paper"` | the first `global_blocks` | $r$ distinct blocks, uniform over everything outside the window and the globals | the paper's description (what the exercise builds) |
+# > | `"deepspeed"` | the first `global_blocks` | Python's `random.sample` anywhere in the row, window and globals included | DeepSpeed `BigBirdSparsityConfig` (re-derived, `tests/test_conformance_rules.py`) |
 
 # %%
 import os
@@ -74,15 +86,17 @@ def graph_stats(adj):
 
 
 def graphs(nb, seed=0):
-    """Block graphs on nb blocks: window 3; + 3 random blocks per row; + 2 global blocks (BigBird's shape)."""
+    """Block graphs on nb blocks: window 3; + 3 uniform random blocks per row (the paper); + 3 random blocks as the
+    official planner draws them; the official ITC (+ first and last block global)."""
     kw = dict(block=1, window_blocks=3, seed=seed)
     return {"window": P.BigBird(global_blocks=0, random_blocks=0, **kw).mask(nb),
-            "window + random": P.BigBird(global_blocks=0, random_blocks=3, **kw).mask(nb),
-            "window + random + global": P.BigBird(global_blocks=2, random_blocks=3, **kw).mask(nb)}
+            "window + uniform random": P.BigBird(global_blocks=0, random_blocks=3, variant="paper", **kw).mask(nb),
+            "window + official random": P.BigBird(global_blocks=0, random_blocks=3, **kw).mask(nb),
+            "official ITC": P.BigBird(global_blocks=2, random_blocks=3, **kw).mask(nb)}
 
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), dpi=72)
+fig, axes = plt.subplots(1, 4, figsize=(15, 4.2), dpi=72)
 for ax, (name, adj) in zip(axes, graphs(32).items()):
     viz.plot_mask(adj, ax=ax)
     diam, mean = graph_stats(adj)
@@ -93,23 +107,28 @@ plt.show()
 # %% [markdown]
 # ## Random edges are shortcuts
 #
-# With a window alone, information crawls one block per layer: the diameter is $n_b - 1$. A few random edges per
-# row change that completely — the graph becomes a *small world* (Watts & Strogatz, 1998): most pairs are a few
-# hops apart, and the diameter grows like $\log n_b$ instead of $n_b$. BigBird's paper uses exactly this argument
-# (random graphs are expanders). Global blocks cap it at 2: up to a hub, down from it. Measured on graphs of
-# growing size:
+# With a window alone, information crawls one block per layer: the diameter is $n_b - 1$. A few *uniform* random
+# edges per row change that completely — the graph becomes a *small world* (Watts & Strogatz, 1998): most pairs are
+# a few hops apart, and the diameter grows like $\log n_b$ instead of $n_b$. BigBird's paper uses exactly this
+# argument (random graphs are expanders).
+#
+# **The official code does not draw that graph.** Its planner takes every row's random blocks from the first
+# $2r + 5 = 11$ blocks (for most lengths): all random edges point into the start of the sequence, so they do not make
+# a small world — a late block still crawls along the window to reach another late block. What makes the real ITC's
+# diameter small is its **global** first and last blocks: 2 hops, up to a hub and down from it. Measured on graphs
+# of growing size:
 
 # %%
 sizes = [16, 32, 64, 128, 256]
 table = {name: [] for name in graphs(16)}
-print(f"{'blocks':>7}" + "".join(f"{name:>30}" for name in table))
+print(f"{'blocks':>7}" + "".join(f"{name:>27}" for name in table))
 for nb in sizes:
     row = []
     for name, adj in graphs(nb).items():
         diam, mean = graph_stats(adj)
         table[name].append((diam, mean))
-        row.append(f"diameter {diam:3d}, mean {mean:6.2f}")
-    print(f"{nb:>7}" + "".join(f"{r:>30}" for r in row))
+        row.append(f"diam {diam:3d}, mean {mean:6.2f}")
+    print(f"{nb:>7}" + "".join(f"{r:>27}" for r in row))
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), dpi=72)
@@ -125,16 +144,19 @@ plt.show()
 
 
 # %% [markdown]
-# > The window-only line grows linearly, the random one logarithmically, the global one is flat at 2. Depth is
-# > what a model pays for a large diameter: a 12-layer model with windows alone never connects tokens more than
-# > 12 windows apart.
+# > The window-only line grows linearly, the uniform-random one logarithmically; the official planner's random
+# > blocks barely help (its diameter still grows about linearly); the official ITC is flat at 2, thanks to its
+# > global blocks. Depth is what a model pays for a large diameter: a 12-layer model with windows alone never
+# > connects tokens more than 12 windows apart. The paper's expander argument is about uniform random blocks
+# > (`variant="paper"`); the released code relies on the global blocks.
 #
 # ## BigBird ITC, built from blocks
 #
 # BigBird's *internal transformer construction* (ITC) combines the three parts at block level: block row $b_i$ may
-# see block column $b_j$ when $|b_i - b_j| \le$ `window_blocks // 2`, when either is one of the first
-# `global_blocks` blocks, or when $b_j$ is one of $b_i$'s `random_blocks` random blocks (drawn, seeded, outside the
-# window and the globals). Coloured by which rule switches each block on:
+# see block column $b_j$ when $|b_i - b_j| \le$ `window_blocks // 2`, when either is a global block (officially the
+# **first and the last**; `global_blocks=2` splits as one at each end), or when $b_j$ is one of $b_i$'s
+# `random_blocks` random blocks (the official planner, seeded: Hugging Face seeds it with the layer index). Coloured
+# by which rule switches each block on — note that every green (random) block sits in the first 11 columns:
 
 # %%
 def parts(bb, nb):
@@ -143,7 +165,8 @@ def parts(bb, nb):
     out = np.zeros((nb, nb), dtype=int)
     rows, ks = np.nonzero(bb.random_blocks_for(nb * bb.block) >= 0)
     out[rows, bb.random_blocks_for(nb * bb.block)[rows, ks]] = 3
-    out[(bi < bb.global_blocks) | (bj < bb.global_blocks)] = 2
+    top, bottom = bb.global_split()  # (1, 1): the first and the last block
+    out[(bi < top) | (bj < top) | (bi >= nb - bottom) | (bj >= nb - bottom)] = 2
     out[np.abs(bi - bj) <= bb.window_blocks // 2] = 1
     return out
 
@@ -164,8 +187,8 @@ print("the token mask is the block layout blown up:",
 # %% [markdown]
 # ## The default hyperparameters, and what they cost
 #
-# BigBird's defaults: `block=64`, 3 window blocks, 2 global blocks, 3 random blocks. A query in a middle block sees
-# $(3 + 2 + 3) \cdot 64 = 512$ keys, whatever $n$; the 128 global queries see all $n$. So the pairs grow as
+# BigBird's defaults: `block=64`, 3 window blocks, 2 global blocks (first and last), 3 random blocks. A query in a
+# middle block sees $(3 + 2 + 3) \cdot 64 = 512$ keys, whatever $n$; the 128 global queries see all $n$. So the pairs grow as
 # $\approx 512\,n + 2 \cdot 128\,n$, linearly, and every computed block is full (the pattern is block-aligned:
 # no wasted work inside a tile, unlike lesson 03's global tokens):
 
@@ -184,8 +207,35 @@ for n_ in [1024, 4096, 16384, 65536]:
 viz.plot_layout(bb, 4096, 64)
 
 # %% [markdown]
-# Below about 1,024 tokens BigBird *is* dense (8 blocks cover everything), which is why the paper uses it for long
-# inputs only. At 4,096 tokens a block-sparse kernel computes about one block in seven (the layout's title gives the share).
+# Below about 1,024 tokens BigBird *is* nearly dense (8 blocks cover everything), which is why the paper uses it for
+# long inputs only; Hugging Face's model switches to full attention by itself up to $(2r + 5) \cdot 64 = 704$ tokens. At 4,096 tokens a block-sparse kernel computes about one block in seven (the layout's title gives the share).
+#
+# ## Hugging Face in `eval()` mode: no random blocks, and one block counted four times
+#
+# Hugging Face's `BigBirdBlockSparseAttention` draws random blocks only in training. In `eval()` it keeps the random
+# *slots* of its kernel but fills them with block 0, the first (already global) block. Its softmax concatenates
+# window, global and random keys, so a middle query lists block 0's keys $1 + r$ times: attention over a multiset.
+# `variant="hf_eval"` has that key set, `key_counts(n)` the counts, and `R.multiset_attention` the output — equal to
+# HF's to fp32 rounding in `tests/test_conformance_bigbird.py`:
+
+# %%
+n_small = 640
+ev = P.BigBird(block=32, variant="hf_eval")
+csr, counts = ev.key_counts(n_small)
+row = 320  # a middle query
+keys, c = csr.row(row), counts[csr.indptr[row] : csr.indptr[row + 1]]
+print(f"query {row}: {len(keys)} distinct keys in blocks {sorted(set((keys // 32).tolist()))}")
+print(f"block 0's keys counted {c[keys < 32][0]} times, the others once")
+rng = np.random.default_rng(1)
+q, k, v = (rng.standard_normal((n_small, 16)) for _ in range(3))
+hf_like = R.multiset_attention(q, k, v, csr, counts)
+as_set = R.sparse_attention(q, k, v, ev)
+print(f"set softmax vs HF's multiset softmax: max difference {np.abs(hf_like - as_set).max():.3f}")
+
+# %% [markdown]
+# So an HF BigBird evaluated with `model.eval()` attends differently from the same model in training (no random
+# blocks, and extra weight on the first block). Both are what the released code does; neither is the paper's
+# uniform random graph.
 #
 # ## Measured on this machine
 #
@@ -221,12 +271,13 @@ viz.plot_timings({"BigBird (block-sparse)": (ns_bb, t_bb), "dense": (ns_dense, t
 # ## Explore
 #
 # Move the sliders: the block layout on `nb` blocks, its density and the attention graph's diameter and mean hop
-# distance. Try `random_blocks = 0` with `global_blocks = 0` (a plain window), then add one random block.
+# distance. Try `random_blocks = 0` with `global_blocks = 0` (a plain window), then add one random block; then switch
+# `variant` to `"itc"` (the official planner) and watch where the random blocks go.
 
 # %% tags=["nbval-ignore-output"]
-def explore(nb=48, window_blocks=3, global_blocks=0, random_blocks=1, seed=0):
+def explore(nb=48, window_blocks=3, global_blocks=0, random_blocks=1, seed=0, variant="paper"):
     p = P.BigBird(block=1, window_blocks=window_blocks, global_blocks=global_blocks, random_blocks=random_blocks,
-                  seed=seed)
+                  seed=seed, variant=variant)
     adj = p.mask(nb)
     diam, mean = graph_stats(adj)
     fig, ax = plt.subplots(figsize=(4.2, 4.2), dpi=72)
@@ -236,7 +287,7 @@ def explore(nb=48, window_blocks=3, global_blocks=0, random_blocks=1, seed=0):
 
 
 widgets.interact(explore, nb=(8, 96, 8), window_blocks=(1, 9, 2), global_blocks=(0, 4), random_blocks=(0, 6),
-                 seed=(0, 20));
+                 seed=(0, 20), variant=["paper", "itc", "deepspeed", "hf_eval"]);
 
 # %% [markdown]
 # ## Summary
@@ -244,8 +295,12 @@ widgets.interact(explore, nb=(8, 96, 8), window_blocks=(1, 9, 2), global_blocks=
 # - Read as a graph, a window alone has a diameter that grows linearly with the length; a few **random** edges per
 #   row make it logarithmic (a small world), and **global** blocks make it 2. We measured all three.
 # - BigBird ITC = window ∪ global ∪ random, decided per block: exact, block-aligned, no waste inside tiles.
+# - The official code (and HF in training) makes the first and last blocks global and draws random blocks only near
+#   the start; the paper's uniform random blocks are `variant="paper"`, DeepSpeed's layout `variant="deepspeed"`;
+#   HF in `eval()` has no random blocks and counts block 0 $1 + r$ times. Conformance: `tests/test_conformance_bigbird.py`.
 # - Its defaults (block 64, 3 window, 2 global, 3 random blocks) give 512 keys per query and linear cost; they only
 #   pay off beyond about 1,024 tokens.
 #
 # **Exercise:** [exercises/04_bigbird.ipynb](../exercises/04_bigbird.ipynb) — build BigBird's layout and random
-# blocks yourself, and compute hop distances and diameters.
+# blocks yourself (the paper's description: the first blocks global, uniform random blocks), and compute hop
+# distances and diameters.

@@ -71,7 +71,7 @@ for m in (16, 64, 256):
 #
 # | method | chooses by | unit | selection cost |
 # |---|---|---|---|
-# | `LSHBuckets(n_buckets, n_hashes, chunk)` (Reformer) | random rotations: bucket = argmax `[xR ; −xR]`, sort by bucket, attend to own + previous chunk | token | `n·d·b/2` per round + a sort |
+# | `LSHBuckets(n_buckets, n_hashes, chunk)` (Reformer) | random rotations: bucket = argmax `[xR ; −xR]`, sort by bucket, attend to own + previous chunk (Hugging Face's rules by default, below) | token | `n·d·b/2` per round + a sort |
 # | `KMeansRouting(n_clusters, iters)` (Routing Transformer) | spherical k-means over queries and keys: attend within the cluster | token | `iters·2n·C·d` |
 # | `TopKBlocks(block, k)` (MoBA, NSA) | mean query of the block · mean key of each block, keep the `k` best (current block always) | block | `(n/B)²·d` |
 # | `IndexerTopK(k, index_dim)` (DeepSeek DSA) | a cheap `r`-dimensional score of every pair, keep the top `k` keys | token | `n²·r` |
@@ -80,10 +80,15 @@ for m in (16, 64, 256):
 # `BlockSparse` pattern (block level), so `R.sparse_attention(q, k, v, method.build(q, k))` just works, and the
 # block layout `TopKBlocks.select(q, k)` is what a block-sparse kernel consumes. `IndexerTopK(k, None)` scores with
 # the exact `q·k`: the *oracle* top-k, the best any `k` keys per query can do, at the price of dense scores.
+#
+# Reformer ties queries and keys (shared QK); this data has separate `q` and `k`, so the comparisons below use
+# `LSHBuckets.teaching(..., shared_qk=False)`: queries and keys hashed and sorted together, each round chunked on
+# its own, equal buckets required in the window — a teaching extension, not a Reformer implementation. The
+# Reformer rules themselves are in *Inside LSH*.
 
 # %%
 methods = {
-    "LSH (16 buckets, 2 rounds)": LSHBuckets(n_buckets=16, n_hashes=2, chunk=64, shared_qk=False),
+    "LSH (16 buckets, 2 rounds)": LSHBuckets.teaching(n_buckets=16, n_hashes=2, chunk=64, shared_qk=False),
     "k-means (16 clusters)": KMeansRouting(n_clusters=16, iters=10),
     "top-4 blocks of 64": TopKBlocks(block=64, k=4),
     "indexer top-64, r=16": IndexerTopK(k=64, index_dim=16),
@@ -147,10 +152,12 @@ widgets.interact(
 # bucket: it sorts the tokens by `(bucket, position)`, cuts the sorted order into equal chunks and lets each
 # chunk see itself and the previous chunk. In sorted order the selection is a narrow band, whatever the data:
 # the same shape a fixed local window has, applied to a reordered sequence. Left: the selection of one hash round
-# in token order; right: the same pairs with rows and columns sorted by bucket (shared QK, 256 tokens).
+# in token order; right: the same pairs with rows and columns sorted by bucket (shared QK, 256 tokens, Hugging
+# Face's rules): a band two chunks wide, the first chunk wrapping around to the last one (top-right corner), and an
+# empty diagonal — a query does not attend to its own key.
 
 # %%
-small = LSHBuckets(n_buckets=8, n_hashes=1, chunk=32, seed=0)  # shared QK: hash the queries only
+small = LSHBuckets(n_buckets=8, n_hashes=1, chunk=32, seed=0)  # shared QK (Reformer): hash the queries only
 qs = q[:256]
 mask = small.build(qs).to_mask()  # (256, 256)
 buckets = small.select(qs)[0][0]  # (256,) bucket of every token, first round
@@ -163,6 +170,44 @@ fig.update_layout(height=380, width=760, title=f"LSH pairs: {mask.sum() / 256**2
 fig
 
 # %% [markdown]
+# ### Reformer as Hugging Face computes it
+#
+# The paper's description leaves details to the implementation; Hugging Face's `LSHSelfAttention` (the Reformer
+# most people run) fixes them, and `LSHBuckets` follows it by default — key sets, multiplicities and outputs
+# match to fp32 rounding in `tests/test_conformance_reformer.py`:
+#
+# | rule | Hugging Face (default here) | `LSHBuckets.teaching(...)` |
+# |---|---|---|
+# | hash rounds | all sorted into **one** sequence (round, bucket, position), chunked together | each round chunked on its own |
+# | window | own chunk + previous chunk, **wrapping around** (first chunk sees the last) | own + previous, no wrap |
+# | buckets in the window | need **not** match (`same_bucket=False`) | must match (the paper's $P_i$) |
+# | own key | masked unless it is the only one (shared QK: $q_i \cdot q_i$ would dominate) | kept |
+# | merging rounds | softmax over the **multiset**: a key two rounds chose counts twice | set union |
+#
+# The merge is the subtle one: HF computes each round's output and log-sum-exp and mixes the rounds by
+# $\mathrm{softmax}$ of their log-sum-exps, which is exactly one softmax over every (round, key) listing. A key
+# that several rounds (or a wrap-around window) list counts several times — `key_counts` gives the counts,
+# `R.lsh_attention` the outputs. The set union is a different attention:
+
+# %%
+hf = LSHBuckets(n_buckets=8, n_hashes=4, chunk=32, seed=0)  # Reformer's rules, 4 rounds
+qk, vs = q[:256], v[:256]
+csr, counts = hf.key_counts(qk)
+print(f"keys per query: {csr.nnz / 256:.1f} distinct, {counts.sum() / 256:.1f} listings; "
+      f"most-listed key counted {counts.max()} times")
+out_hf = R.lsh_attention(qk, vs, hf)  # what Hugging Face computes
+for name, other in {"set union": LSHBuckets(8, 4, 32, seed=0, merge="union"),
+                    "teaching variant": LSHBuckets.teaching(8, 4, 32, seed=0)}.items():
+    diff = np.abs(R.lsh_attention(qk, vs, other) - out_hf).max() / np.abs(out_hf).max()
+    print(f"{name:17s}: {other.build(qk).nnz / 256:5.1f} keys per query, "
+          f"largest difference from HF's output = {diff:.2f} × HF's largest entry")
+
+# %% [markdown]
+# The union drops the duplicates HF counts; the teaching variant also keeps each query's own key, which with
+# shared QK scores highest in its row ($q_i \cdot q_i / |q_i| = |q_i|$) and takes most of the weight — the reason
+# Reformer masks it.
+
+# %% [markdown]
 # ## Measure it: captured mass against compute
 #
 # A selection is worth what it captures *per unit of work*. The work counts the attention on the selected pairs
@@ -171,8 +216,10 @@ fig
 
 # %%
 sweeps = {
-    "LSH rounds (16 buckets)": Q.sweep(lambda h: LSHBuckets(16, h, 64, shared_qk=False), [1, 2, 4, 8], q, k, v),
-    "LSH buckets (4 rounds)": Q.sweep(lambda b: LSHBuckets(b, 4, 64, shared_qk=False), [4, 8, 32, 64], q, k, v),
+    "LSH rounds (16 buckets)": Q.sweep(lambda h: LSHBuckets.teaching(16, h, 64, shared_qk=False), [1, 2, 4, 8],
+                                       q, k, v),
+    "LSH buckets (4 rounds)": Q.sweep(lambda b: LSHBuckets.teaching(b, 4, 64, shared_qk=False), [4, 8, 32, 64],
+                                      q, k, v),
     "k-means clusters": Q.sweep(lambda c: KMeansRouting(c, 10), [4, 8, 16, 32, 64], q, k, v),
     "top-k blocks of 64": Q.sweep(lambda kb: TopKBlocks(64, kb), [1, 2, 4, 8, 12], q, k, v),
     "indexer top-k, r=16": Q.sweep(lambda kk: IndexerTopK(kk, 16), [16, 64, 128, 256], q, k, v),
@@ -249,6 +296,9 @@ for name, m in methods.items():
 #   the scores it avoids (exact top-k, k-means fitted per input) saves nothing.
 # - Block selection trades precision for kernel efficiency; token selection (LSH, routing, indexer) is precise but
 #   needs gathers.
+# - "Reformer LSH" is a family: `LSHBuckets` matches Hugging Face's `LSHSelfAttention` (one sorted sequence of all
+#   rounds, wrap-around chunks, no self, rounds merged over the multiset of keys); `LSHBuckets.teaching` is the
+#   simpler rule the figures started from.
 #
 # Next: `exercises/10_learned_sparsity.ipynb`: write LSH bucketing, top-k block selection and the captured-mass
 # metric yourself.

@@ -82,9 +82,9 @@ def brute_routing(m: KMeansRouting, q, k):
     return np.array([[qc[i] == kc[j] and (not m.causal or j <= i) for j in range(n)] for i in range(n)])
 
 
-LSH_CASES = [LSHBuckets(4, 1, 8), LSHBuckets(8, 3, 5, seed=3), LSHBuckets(4, 2, 6, causal=True),
-             LSHBuckets(6, 2, 7, shared_qk=False), LSHBuckets(4, 1, 8, same_bucket=False),
-             LSHBuckets(2, 2, 9, shared_qk=False, causal=True, same_bucket=False)]
+T = LSHBuckets.teaching  # the brute force below is the teaching rule; HF's rule: tests/test_conformance_reformer.py
+LSH_CASES = [T(4, 1, 8), T(8, 3, 5, seed=3), T(4, 2, 6, causal=True), T(6, 2, 7, shared_qk=False),
+             T(4, 1, 8, same_bucket=False), T(2, 2, 9, shared_qk=False, causal=True, same_bucket=False)]
 
 
 @pytest.mark.parametrize("m", LSH_CASES, ids=repr)
@@ -143,7 +143,7 @@ def test_kmeans_centroids_match_a_plain_lloyd_loop():
 
 # ---- limits: selecting everything gives dense (or causal) attention --------------------------------------------
 def all_of(n, causal):
-    return [LSHBuckets(1, 1, n, causal=causal), LSHBuckets(4, 2, n, causal=causal, same_bucket=False),
+    return [T(1, 1, n, causal=causal), T(4, 2, n, causal=causal, same_bucket=False),
             KMeansRouting(1, causal=causal), TopKBlocks(4, n, causal=causal), IndexerTopK(n, 3, causal=causal)]
 
 
@@ -188,7 +188,8 @@ def test_torch_selection_equals_numpy(m):
     torch = pytest.importorskip("torch")
     q, k, _ = qkv(70)
     sel_np, sel_t = m.select(q, k), m.select(torch.tensor(q), torch.tensor(k))
-    for a, b in zip(sel_np if isinstance(sel_np, tuple) else (sel_np,), sel_t if isinstance(sel_t, tuple) else (sel_t,)):
+    as_tuple = lambda x: x if isinstance(x, tuple) else (x,)  # noqa: E731
+    for a, b in zip(as_tuple(sel_np), as_tuple(sel_t)):
         assert isinstance(b, torch.Tensor)
         np.testing.assert_array_equal(a, b.numpy())
     np.testing.assert_array_equal(mask_of(m.build(q, k), 70), mask_of(m.build(torch.tensor(q), torch.tensor(k)), 70))
@@ -196,7 +197,7 @@ def test_torch_selection_equals_numpy(m):
 
 def test_more_hash_rounds_only_add_pairs():
     q, k, _ = qkv(64)
-    masks = [LSHBuckets(8, r, 8).build(q, k).to_mask() for r in (1, 2, 4)]
+    masks = [LSHBuckets.teaching(8, r, 8).build(q, k).to_mask() for r in (1, 2, 4)]  # rounds chunked alone
     assert (masks[0] <= masks[1]).all() and (masks[1] <= masks[2]).all()
 
 
@@ -218,9 +219,12 @@ def test_results_feed_reference_paths():
     (lambda: LSHBuckets(3), "n_buckets"), (lambda: LSHBuckets(0), "n_buckets"), (lambda: LSHBuckets(4, 0), "n_hashes"),
     (lambda: LSHBuckets(4, 1, 0), "chunk"), (lambda: LSHBuckets(4, 1, 8, -1), "seed"),
     (lambda: LSHBuckets(4, 1.5), "n_hashes"), (lambda: LSHBuckets(4, causal=1), "causal"),
+    (lambda: LSHBuckets(4, merge="set"), "merge"), (lambda: LSHBuckets(4, wrap=1), "wrap"),
     (lambda: KMeansRouting(0), "n_clusters"), (lambda: KMeansRouting(2, -1), "iters"),
-    (lambda: TopKBlocks(0, 2), "block"), (lambda: TopKBlocks(4, 0), "k"), (lambda: TopKBlocks(4, 2, "yes"), "include_local"),
-    (lambda: IndexerTopK(0), "k"), (lambda: IndexerTopK(4, 0), "index_dim"), (lambda: IndexerTopK(4, 2, seed=None), "seed"),
+    (lambda: TopKBlocks(0, 2), "block"), (lambda: TopKBlocks(4, 0), "k"),
+    (lambda: TopKBlocks(4, 2, "yes"), "include_local"),
+    (lambda: IndexerTopK(0), "k"), (lambda: IndexerTopK(4, 0), "index_dim"),
+    (lambda: IndexerTopK(4, 2, seed=None), "seed"),
 ])
 def test_bad_parameters_raise_named_errors(make, name):
     with pytest.raises((ValueError, TypeError), match=name):
@@ -274,3 +278,44 @@ def test_learned_beats_random_on_clustered_data():
     oracle = Q.evaluate(IndexerTopK(32, None), q, k, v)["captured_mass"]
     kmeans = Q.evaluate(KMeansRouting(8), q, k, v)["captured_mass"]
     assert oracle > 0.5 and kmeans > 0.5
+
+
+# ---- Hugging Face's LSH rule, by brute force (the conformance test compares with HF itself) ----------------------
+def brute_lsh_hf(m: LSHBuckets, q):
+    """Counts (n, n) written from the docstring, with loops: one sorted sequence of all rounds, cyclic chunks."""
+    n, d = q.shape
+    rot = random_rotations(d, m.n_buckets, m.n_hashes, m.seed)
+    counts = np.zeros((n, n), int)
+    if n <= m.chunk:
+        counts[:] = 1
+    else:
+        items = []
+        for h in range(m.n_hashes):
+            for i in range(n):
+                p = [float(q[i] @ rot[h][:, c]) for c in range(m.n_buckets // 2)]
+                items.append((h, int(np.argmax(p + [-x for x in p])), i))
+        items.sort()
+        chunks = [items[s:s + m.chunk] for s in range(0, len(items), m.chunk)]
+        for c, own in enumerate(chunks):
+            window = chunks[c - 1] + own  # c = 0: the last chunk (Python's -1), as HF's wrap-around
+            for (hq, bq, i) in own:
+                for (hk, bk, j) in window:
+                    if not m.same_bucket or (hq, bq) == (hk, bk):
+                        counts[i, j] += 1
+    if m.causal:
+        counts = np.tril(counts)
+    for i in range(n):  # the own key only when nothing else is left
+        if m.self_mask and counts[i].sum() > counts[i, i]:
+            counts[i, i] = 0
+    return counts if m.merge == "multiset" else (counts > 0).astype(int)
+
+
+@pytest.mark.parametrize("m", [LSHBuckets(4, 1, 8), LSHBuckets(8, 3, 5, seed=3), LSHBuckets(4, 2, 6, causal=True),
+                               LSHBuckets(6, 2, 7, same_bucket=True), LSHBuckets(4, 2, 8, merge="union"),
+                               LSHBuckets(4, 3, 40), LSHBuckets(2, 2, 9, causal=True, self_mask=False)], ids=repr)
+def test_lsh_hf_rule_matches_brute_force(m):
+    q, _, _ = qkv(37, seed=4)
+    csr, counts = m.key_counts(q)
+    got = np.zeros((37, 37), int)
+    got[csr.row_ids(), csr.indices] = counts
+    np.testing.assert_array_equal(got, brute_lsh_hf(m, q))

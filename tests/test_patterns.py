@@ -115,20 +115,28 @@ def case_block(draw, n):
 def case_bigbird(draw, n):
     blk, w, g = draw(st.integers(1, 6)), draw(st.integers(1, 5)), draw(st.integers(0, 3))
     r, seed, causal = draw(st.integers(0, 3)), draw(st.integers(0, 3)), draw(BOOL)
-    p = P.BigBird(blk, w, g, r, seed=seed, causal=causal)
+    variant = draw(st.sampled_from(["itc", "hf_eval", "paper", "deepspeed"]))
+    p = P.BigBird(blk, w, g, r, seed=seed, causal=causal, variant=variant)
     nb, table = math.ceil(n / blk), p.random_blocks_for(n)
     assert table.shape == (nb, r)
+    top, bottom = ((g + 1) // 2, g // 2) if variant in ("itc", "hf_eval") else (g, 0)  # the ITC: first and last
+
+    def is_global(b):
+        return b < top or b >= nb - bottom
+
     rand = []
-    for bi in range(nb):  # random blocks: distinct, outside the window and the globals (earlier when causal)
+    for bi in range(nb):
         picks = [int(b) for b in table[bi] if b >= 0]
-        allowed = [b for b in range(nb) if abs(bi - b) > w // 2 and b >= g and (b < bi or not causal)]
-        want = 0 if bi < g else min(r, len(allowed))
-        assert len(picks) == len(set(picks)) == want and set(picks) <= set(allowed)
+        assert all(0 <= b < nb for b in picks) and (not picks or not is_global(bi) or variant == "deepspeed")
+        if variant == "paper":  # distinct, outside the window and the globals (earlier when causal)
+            allowed = [b for b in range(nb) if abs(bi - b) > w // 2 and b >= g and (b < bi or not causal)]
+            want = 0 if bi < g else min(r, len(allowed))
+            assert len(picks) == len(set(picks)) == want and set(picks) <= set(allowed)
         rand.append(set(picks))
 
     def rule(i, j):
         bi, bj = i // blk, j // blk
-        ok = abs(bi - bj) <= w // 2 or bi < g or bj < g or bj in rand[bi]
+        ok = abs(bi - bj) <= w // 2 or is_global(bi) or is_global(bj) or bj in rand[bi]
         return ok and (j <= i or not causal)
 
     return p, rule, n
@@ -282,7 +290,7 @@ def test_random_keys_are_uniform():
     """Every key is about equally likely (a biased draw would still be distinct and in range)."""
     counts = np.bincount(P.RandomPattern(50, seed=3).keys_for(500).ravel(), minlength=500)  # mean 50, sd ≈ 7
     assert counts.min() > 20 and counts.max() < 90
-    bigbird = P.BigBird(1, 1, 0, 20, seed=3).random_blocks_for(400)  # 20 of the 399 other blocks per row
+    bigbird = P.BigBird(1, 1, 0, 20, seed=3, variant="paper").random_blocks_for(400)  # 20 of 399 blocks per row
     assert (bigbird != np.arange(400)[:, None]).all()
     assert np.bincount(bigbird.ravel(), minlength=400).min() > 3  # mean 20, sd ≈ 4.4
 
@@ -371,6 +379,8 @@ BAD = [
     (lambda: P.BigBird(global_blocks=-1), ValueError, ["global_blocks", "-1"]),
     (lambda: P.BigBird(random_blocks=-2), ValueError, ["random_blocks", "-2"]),
     (lambda: P.BigBird().mask_mod, ValueError, ["mask_mod_for"]),
+    (lambda: P.BigBird(variant="etc"), ValueError, ["variant", "etc"]),
+    (lambda: P.BigBird(heads=2, head=2), ValueError, ["head", "2"]),
     (lambda: P.Longformer(0), ValueError, ["window", "0"]),
     (lambda: P.Longformer(4, dilation=0), ValueError, ["dilation", "0"]),
     (lambda: P.Longformer(4, [-1]), ValueError, ["global_indices", "-1"]),

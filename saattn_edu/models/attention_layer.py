@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import api
-from ..patterns import Causal, Dense, Pattern
+from ..patterns import Causal, Dense, GlobalTokens, Longformer, Pattern
 from ..patterns.learned import LearnedPattern, TopKBlocks
 
 BACKENDS = ("auto",) + api.BACKENDS
@@ -79,10 +79,25 @@ def masked_attention(q, k, v, mask):
     return out.masked_fill(empty, 0.0)
 
 
-class SparseSelfAttention(nn.Module):
-    """Multi-head self-attention restricted to `pattern` (a Pattern, a LearnedPattern, or None for dense)."""
+def global_rows_of(pattern) -> np.ndarray:
+    """The global token indices of a Longformer / GlobalTokens pattern (or of the one inside a Union)."""
+    for p in getattr(pattern, "parts", (pattern,)):
+        if isinstance(p, (Longformer, GlobalTokens)):
+            return np.asarray(p.global_indices, dtype=np.int64)
+    raise ValueError(f"global_projections=True needs a Longformer or GlobalTokens pattern, got {pattern!r}")
 
-    def __init__(self, d_model: int, n_heads: int, pattern=None, causal: bool = False, backend: str = "auto"):
+
+class SparseSelfAttention(nn.Module):
+    """Multi-head self-attention restricted to `pattern` (a Pattern, a LearnedPattern, or None for dense).
+
+    global_projections=True (Longformer, Beltagy et al. 2020 §3.1; HF `LongformerSelfAttention`): the global
+    tokens' rows use their own query/key/value projections (`qkv_global`) and attend to every key (earlier keys when
+    causal) through those; every other row attends over the pattern with the usual projections, global keys
+    included. With the global projections equal to the local ones this is the plain pattern.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, pattern=None, causal: bool = False, backend: str = "auto",
+                 global_projections: bool = False):
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model must be a multiple of n_heads ({n_heads}), got {d_model}")
@@ -93,17 +108,33 @@ class SparseSelfAttention(nn.Module):
         self.effective = effective_pattern(self.pattern, causal)
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
+        self.global_projections = bool(global_projections)
+        if self.global_projections:
+            if self.learned:
+                raise ValueError("global_projections=True needs a fixed Longformer / GlobalTokens pattern")
+            self.register_buffer("global_rows", torch.as_tensor(global_rows_of(self.pattern)), persistent=False)
+            self.qkv_global = nn.Linear(d_model, 3 * d_model)
         self.last_pairs = None  # pairs per head of the last learned selection (for FLOP counts)
 
     @property
     def learned(self) -> bool:
         return isinstance(self.effective, LearnedPattern)
 
-    def heads(self, x):
-        """x (B, n, d_model) -> q, k, v each (B, H, n, d_head)."""
+    def heads(self, x, linear=None):
+        """x (B, n, d_model) -> q, k, v each (B, H, n, d_head), through `linear` (default: self.qkv)."""
         B, n, _ = x.shape
-        q, k, v = self.qkv(x).split(self.d_model, dim=2)  # 3 × (B, n, d_model)
+        q, k, v = (linear or self.qkv)(x).split(self.d_model, dim=2)  # 3 × (B, n, d_model)
         return [t.view(B, n, self.n_heads, -1).transpose(1, 2) for t in (q, k, v)]  # (B, H, n, dh)
+
+    def global_rows_attention(self, x, out):
+        """Longformer's global rows: their own q, k, v projections, dense over all keys (earlier keys when causal)."""
+        g = self.global_rows[self.global_rows < x.shape[1]]
+        q, k, v = self.heads(x, self.qkv_global)  # (B, H, n, dh)
+        mask = None
+        if self.causal:  # global row i still may not look ahead in a decoder
+            mask = torch.arange(x.shape[1], device=x.device)[None, :] <= g[:, None]  # (G, n)
+        rows = F.scaled_dot_product_attention(q[:, :, g], k, v, attn_mask=mask)  # (B, H, G, dh)
+        return out.index_copy(2, g, rows)
 
     def mask(self, q, k):
         """(B, H, n, n) or (n, n) boolean tensor of the pairs this layer attends to for these q, k."""
@@ -119,6 +150,8 @@ class SparseSelfAttention(nn.Module):
             out = masked_attention(q, k, v, mask)
         else:
             out = api.attention(q, k, v, self.effective, backend=self.backend)  # (B, H, n, dh)
+        if self.global_projections:
+            out = self.global_rows_attention(x, out)
         B, H, n, dh = out.shape
         return self.proj(out.transpose(1, 2).reshape(B, n, H * dh))  # (B, n, d_model)
 
@@ -128,8 +161,17 @@ class SparseSelfAttention(nn.Module):
         q, k, _ = self.heads(x)
         s = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, n, n)
         mask = self.mask(q, k)
-        p = torch.softmax(s.masked_fill(~mask, -math.inf), dim=-1)
-        return torch.nan_to_num(p, nan=0.0)  # a row with no allowed key: 0
+        p = torch.nan_to_num(torch.softmax(s.masked_fill(~mask, -math.inf), dim=-1), nan=0.0)  # empty row: 0
+        if self.global_projections:  # global rows: their own projections, every (earlier) key
+            g = self.global_rows[self.global_rows < x.shape[1]]
+            qg, kg, _ = self.heads(x, self.qkv_global)
+            sg = qg[:, :, g] @ kg.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, G, n)
+            if self.causal:
+                sg = sg.masked_fill(torch.arange(x.shape[1], device=x.device)[None, :] > g[:, None], -math.inf)
+            p[:, :, g] = torch.softmax(sg, dim=-1)
+        return p
 
     def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, n_heads={self.n_heads}, pattern={self.effective!r}, backend={self.backend!r}"
+        extra = ", global_projections=True" if self.global_projections else ""
+        return (f"d_model={self.d_model}, n_heads={self.n_heads}, pattern={self.effective!r}, "
+                f"backend={self.backend!r}{extra}")

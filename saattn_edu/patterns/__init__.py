@@ -8,6 +8,7 @@ from .image2d import Axial2D, Local2D
 from .listed import Listed, as_pattern
 from .learned import IndexerTopK, KMeansRouting, LearnedPattern, LSHBuckets, TopKBlocks
 from .longformer import Longformer
+from .prefix_lm import PrefixLM
 from .random_pattern import RandomPattern
 from .sinks import AttentionSinks
 from .sparse_transformer import Fixed, Strided
@@ -17,6 +18,7 @@ __all__ = [
     "CSR", "Pattern", "Union", "Intersection", "layout_from_csr",
     "Dense", "Causal", "SlidingWindow", "DilatedWindow", "GlobalTokens", "Strided", "Fixed",
     "RandomPattern", "BlockSparse", "BigBird", "Longformer", "AttentionSinks", "Local2D", "Axial2D",
+    "PrefixLM",
     # data-dependent: build(q, k) returns a CSR or a block pattern
     "LSHBuckets", "KMeansRouting", "TopKBlocks", "IndexerTopK", "LearnedPattern", "Listed", "as_pattern",
 ]

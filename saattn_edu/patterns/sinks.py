@@ -9,7 +9,11 @@ from .window import _window_pairs
 
 
 class AttentionSinks(Pattern):
-    """j <= i and (j < num_sinks or i - j < window)."""
+    """j <= i and (j < num_sinks or i - j < window).
+
+    StreamingLLM's `StartRecentKVCache(start_size=s, recent_size=r)` is `AttentionSinks(s, r + 1)`: the query sees
+    its r cached recent tokens and itself (`conventions.streaming_llm`; tests/test_conformance_rules.py).
+    """
 
     causal = True
 

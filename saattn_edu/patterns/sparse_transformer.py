@@ -17,7 +17,11 @@ def _grid_pairs(n: int, stride: int) -> int:
 
 
 class Strided(Pattern):
-    """Causal: 0 <= i-j <= stride, or (i-j) % stride == 0 and j <= i.  Non-causal: |i-j| <= stride or on grid."""
+    """Causal: 0 <= i-j <= stride, or (i-j) % stride == 0 and j <= i.  Non-causal: |i-j| <= stride or on grid.
+
+    Equals OpenAI's `local(stride) ∪ strided(stride)` masks (its `local` keeps `stride` keys, the grid adds the
+    one at distance `stride`; tests/test_conformance_rules.py).
+    """
 
     def __init__(self, stride: int, causal: bool = True):
         self.stride = check_int("stride", stride, minimum=1)
@@ -52,27 +56,64 @@ class Strided(Pattern):
 
 
 class Fixed(Pattern):
-    """j // stride == i // stride, or j % stride >= stride - c (the 'summary' keys); and j <= i when causal."""
+    """j // stride == i // stride, or j % stride >= stride - c (the 'summary' keys); and j <= i when causal.
 
-    def __init__(self, stride: int, c: int, causal: bool = True):
+    head / summary_patterns: per-head summary positions (head h: offsets stride-(1+h%P)·c .. stride-(h%P)·c-1);
+    short_last="deepspeed": DeepSpeed's FixedSparsityConfig rule for a short last window (its c summary keys start
+    at min(window start + offset, n - c)). Defaults: one summary position, the plain rule.
+    """
+
+    def __init__(self, stride: int, c: int, causal: bool = True, *, head: int = 0, summary_patterns: int = 1,
+                 short_last: str = "none"):
         self.stride = check_int("stride", stride, minimum=1)
         self.c = check_int("c", c, minimum=1)
         if self.c > self.stride:
             raise ValueError(f"c must satisfy 1 <= c <= stride = {self.stride}, got {self.c}")
         self.causal = check_bool("causal", causal)
+        # Per-head summaries (the paper: heads attend to distinct length-c subblocks; OpenAI's num_verts, DeepSpeed's
+        # num_different_global_patterns): head h uses the ((h % summary_patterns) + 1)-th c-subblock from the end.
+        self.head = check_int("head", head, minimum=0)
+        self.summary_patterns = check_int("summary_patterns", summary_patterns, minimum=1)
+        if self.summary_patterns * self.c > self.stride:
+            raise ValueError(f"summary_patterns must satisfy summary_patterns * c <= stride = {self.stride}, "
+                             f"got {summary_patterns}")
+        if short_last not in ("none", "deepspeed"):
+            raise ValueError(f"short_last must be 'none' or 'deepspeed', got {short_last!r}")
+        self.short_last = short_last  # "deepspeed": a short last window keeps its summaries, pushed to fit
+        self.needs_n = short_last != "none"  # that rule depends on n: mask_mod_for(n)
 
     def _params(self):
-        return {"stride": self.stride, "c": self.c, "causal": self.causal}
+        out = {"stride": self.stride, "c": self.c, "causal": self.causal}
+        if (self.head, self.summary_patterns, self.short_last) != (0, 1, "none"):
+            out.update(head=self.head, summary_patterns=self.summary_patterns, short_last=self.short_last)
+        return out
+
+    def _summary_offset(self) -> int:
+        """First summary offset inside a window: stride - c for head 0, one subblock earlier per pattern."""
+        return self.stride - (1 + self.head % self.summary_patterns) * self.c
+
+    def is_summary(self, j, n):
+        """Is key j a summary ('global column') key (NumPy or torch)."""
+        lo = self._summary_offset()
+        r = j % self.stride
+        plain = (r >= lo) & (r < lo + self.c)
+        if self.short_last == "none" or n is None:  # mask_mod without n: the plain rule (needs_n covers the rest)
+            return plain
+        end = n - n % self.stride  # the short last window starts here
+        if end == n:
+            return plain
+        start = min(end + lo, n - self.c)  # DeepSpeed: moved back so that all c summary keys fit
+        return (plain & (j < end)) | ((j >= start) & (j < start + self.c))
 
     def allowed(self, i, j, n):
-        out = (j // self.stride == i // self.stride) | (j % self.stride >= self.stride - self.c)
+        out = (j // self.stride == i // self.stride) | self.is_summary(j, n)
         if self.causal:
             return out & (j <= i)
         return out
 
     def _summary_keys(self, n: int) -> np.ndarray:
         keys = np.arange(n, dtype=np.int64)
-        return keys[keys % self.stride >= self.stride - self.c]  # (≈ n·c/stride,)
+        return keys[self.is_summary(keys, n)]  # (≈ n·c/stride,)
 
     def num_pairs(self, n) -> int:
         n, s = check_n(n), self.stride

@@ -36,7 +36,12 @@ def _band_csr(n: int, left: int, right: int) -> CSR:
 
 
 class SlidingWindow(Pattern):
-    """Causal: 0 <= i - j < window.  Non-causal: |i - j| <= window // 2."""
+    """Causal: 0 <= i - j < window.  Non-causal: |i - j| <= window // 2.
+
+    Causal `window=W` is Mistral's / HF's `sliding_window=W` (W keys, itself included; tests/
+    test_conformance_hf_windows.py). attention-gym's `sliding_window(w)` keeps w+1 keys and HF's bidirectional
+    `sliding_window=w` means w per side: see `patterns.conventions` and docs/patterns.md.
+    """
 
     def __init__(self, window: int, causal: bool = False):
         self.window = check_int("window", window, minimum=1)
