@@ -51,8 +51,9 @@ def diameter(adj) -> int:
 
 
 def _bigbird_for(nb, window_blocks, global_blocks, random_blocks, seed):
+    # The exercise builds the paper's rule (first g blocks global, uniform random blocks), not the official ITC plan
     return P.BigBird(block=1, window_blocks=window_blocks, global_blocks=global_blocks,
-                     random_blocks=random_blocks, seed=seed)  # block=1: one token per block, n = nb
+                     random_blocks=random_blocks, seed=seed, variant="paper")  # block=1: one token per block
 
 
 # ---- random blocks, graded by their properties -------------------------------------------------------------------
