@@ -109,7 +109,8 @@ def _forward(q, k, v, passes, scale):
             q, k, v, o, lse,
             *_strides(q, k, v, o),
             *_csr_args(plan, by_rows=True),
-            scale * LOG2E, n, H, H // k.shape[1], ps.tok_stride,  # qk_scale, seq_len, num_heads, group, tok_stride
+            scale * LOG2E, n, H, H // k.shape[1],  # qk_scale, seq_len, num_heads, group (query heads per kv head)
+            ps.tok_stride, ps.tok_stride,  # num_residues, tok_stride: equal (see _fwd_kernel)
             BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D,
             HAS_INIT=i > 0, **_flags(q),
             num_warps=warps, num_stages=stages,
@@ -134,7 +135,8 @@ def _backward(q, k, v, o, lse, do, passes, scale):
             *_strides(q, k, v, do),
             *_csr_args(plan_q, by_rows=True),
             *_csr_args(plan_kv, by_rows=False),
-            scale * LOG2E, scale, n, H, h_kv, ps.tok_stride,  # qk_scale, sm_scale, seq_len, heads, kv heads, stride
+            scale * LOG2E, scale, n, H, h_kv,  # qk_scale, sm_scale, seq_len, num_heads, num_kv_heads
+            ps.tok_stride, ps.tok_stride,  # num_residues, tok_stride: equal (see _fwd_kernel)
             n_kv_programs, B * h_kv * ps.tok_stride,  # dK/dV programs: along grid axis 0, rows of axis 1 with work
             BLOCK_M1=bm1, BLOCK_N1=bn1, BLOCK_M2=bm2, BLOCK_N2=bn2, HEAD_DIM=D,
             GROUP=H // h_kv, ACCUM=i > 0, **_flags(q),

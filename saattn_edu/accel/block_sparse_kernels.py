@@ -48,16 +48,23 @@ def _tile_tokens(tile_idx, t, offs0, tok_stride, residue, n_valid, BLOCK: tl.con
 
 
 @triton.jit
-def _load_tile(base, tok, ok, offs_d, stride_tok, TRANSPOSED: tl.constexpr, MASKED: tl.constexpr):
-    """Rows `tok` of one head: a (len(tok), HEAD_DIM) tile, or (HEAD_DIM, len(tok)) when TRANSPOSED."""
+def _tile_ptrs(base, tok, offs_d, stride_tok, TRANSPOSED: tl.constexpr):
+    """Pointers to rows `tok` of one head: a (len(tok), HEAD_DIM) tile, or (HEAD_DIM, len(tok)) when TRANSPOSED."""
     if TRANSPOSED:
         ptrs = base + tok[None, :] * stride_tok + offs_d[:, None]
-        ok_2d = ok[None, :]
     else:
         ptrs = base + tok[:, None] * stride_tok + offs_d[None, :]
-        ok_2d = ok[:, None]
-    if MASKED:  # partial tiles may cross the sequence end: zeros there
-        x = tl.load(ptrs, mask=ok_2d, other=0.0)
+    return ptrs
+
+
+@triton.jit
+def _load_tile(ptrs, ok, TRANSPOSED: tl.constexpr, MASKED: tl.constexpr):
+    """A tile of _tile_ptrs; MASKED: zeros where `ok` is False (a partial tile may cross the sequence end)."""
+    if MASKED:
+        if TRANSPOSED:
+            x = tl.load(ptrs, mask=ok[None, :], other=0.0)
+        else:
+            x = tl.load(ptrs, mask=ok[:, None], other=0.0)
     else:  # full tiles lie inside the sequence: plain loads, no bounds test
         x = tl.load(ptrs)
     return x
@@ -67,8 +74,10 @@ def _load_tile(base, tok, ok, offs_d, stride_tok, TRANSPOSED: tl.constexpr, MASK
 def _load_kv_tile(k_base, v_base, tok_n, col_ok, offs_d, stride_kn, stride_vn,
                   V_TRANSPOSED: tl.constexpr, MASKED: tl.constexpr, UPCAST: tl.constexpr):
     """K as (HEAD_DIM, BLOCK_N), V as (BLOCK_N, HEAD_DIM) or, when V_TRANSPOSED, (HEAD_DIM, BLOCK_N)."""
-    k = _load_tile(k_base, tok_n, col_ok, offs_d, stride_kn, TRANSPOSED=True, MASKED=MASKED)
-    v = _load_tile(v_base, tok_n, col_ok, offs_d, stride_vn, TRANSPOSED=V_TRANSPOSED, MASKED=MASKED)
+    k_ptrs = _tile_ptrs(k_base, tok_n, offs_d, stride_kn, TRANSPOSED=True)
+    v_ptrs = _tile_ptrs(v_base, tok_n, offs_d, stride_vn, TRANSPOSED=V_TRANSPOSED)
+    k = _load_tile(k_ptrs, col_ok, TRANSPOSED=True, MASKED=MASKED)
+    v = _load_tile(v_ptrs, col_ok, TRANSPOSED=V_TRANSPOSED, MASKED=MASKED)
     if UPCAST:  # the interpreter's low-precision dots are wrong: fp32 there
         k = k.to(tl.float32)
         v = v.to(tl.float32)
@@ -92,10 +101,10 @@ def _tile_mask(masks, part_mask, t, offs_m0, offs_n0, inner_ok,
 
 
 @triton.jit
-def _program_coords(pid_z, num_heads, tok_stride, seq_len):
+def _program_coords(pid_z, num_heads, num_residues, tok_stride, seq_len):
     """(batch, head, residue, positions of this residue inside the sequence) of grid row pid_z."""
-    residue = pid_z % tok_stride
-    bh = pid_z // tok_stride
+    residue = pid_z % num_residues
+    bh = pid_z // num_residues
     n_valid = (seq_len - residue + tok_stride - 1) // tok_stride
     return bh // num_heads, bh % num_heads, residue, n_valid
 
@@ -143,15 +152,17 @@ def _fwd_kernel(Q, K, V, O, LSE,  #
                 stride_vb, stride_vh, stride_vn,  #
                 stride_ob, stride_oh, stride_on,  #
                 full_ptr, full_idx, part_ptr, part_idx, part_mask, order, masks,  # plan.rows CSRs, plan.masks
-                qk_scale, seq_len, num_heads, group, tok_stride,  #
+                qk_scale, seq_len, num_heads, group, num_residues, tok_stride,  #
                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,  #
                 HAS_INIT: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """One program: BLOCK_M query positions of one (batch, head, residue); writes O and LSE (log2 units).
 
     group: query heads per kv head (GQA); HAS_INIT: continue the softmax of an earlier pass (o, lse as written).
+    num_residues equals tok_stride (one grid row per residue); it stays an argument of its own because sharing one
+    value made ptxas spill more registers in the strided backward (sm_90, compared in the SASS).
     """
     pid_m = tl.load(order + tl.program_id(0))  # heaviest query tiles start first
-    b, h, residue, n_valid = _program_coords(tl.program_id(1), num_heads, tok_stride, seq_len)
+    b, h, residue, n_valid = _program_coords(tl.program_id(1), num_heads, num_residues, tok_stride, seq_len)
     offs_m0 = tl.arange(0, BLOCK_M)
     offs_m = pid_m * BLOCK_M + offs_m0
     offs_n0 = tl.arange(0, BLOCK_N)
@@ -217,8 +228,10 @@ def _bwd_dkdv_tiles(dk, dv, k, v,  #
     end = tl.load(tile_ptr + pid_n + 1)
     for t in range(start, end):
         tok_m, row_ok = _tile_tokens(tile_idx, t, offs_m0, tok_stride, residue, n_valid, BLOCK_M)
-        qT = _load_tile(q_base, tok_m, row_ok, offs_d, stride_qn, TRANSPOSED=True, MASKED=MASKED)  # (D, BLOCK_M)
-        do = _load_tile(do_base, tok_m, row_ok, offs_d, stride_don, TRANSPOSED=False, MASKED=MASKED)  # (BLOCK_M, D)
+        q_ptrs = _tile_ptrs(q_base, tok_m, offs_d, stride_qn, TRANSPOSED=True)  # (HEAD_DIM, BLOCK_M)
+        do_ptrs = _tile_ptrs(do_base, tok_m, offs_d, stride_don, TRANSPOSED=False)  # (BLOCK_M, HEAD_DIM)
+        qT = _load_tile(q_ptrs, row_ok, TRANSPOSED=True, MASKED=MASKED)
+        do = _load_tile(do_ptrs, row_ok, TRANSPOSED=False, MASKED=MASKED)
         if MASKED:  # absent rows: lse = +inf makes p = 0
             lse = tl.load(lse_base + tok_m, mask=row_ok, other=float("inf"))
             delta = tl.load(delta_base + tok_m, mask=row_ok, other=0.0)
@@ -248,11 +261,11 @@ def _bwd_dkdv(pid_n, pid_z,  #
               stride_vb, stride_vh, stride_vn,  #
               stride_dob, stride_doh, stride_don,  #
               full_ptr, full_idx, part_ptr, part_idx, part_mask, masks,  # plan.cols CSRs, plan.masks
-              qk_scale, sm_scale, seq_len, num_heads, num_kv_heads, tok_stride,  #
+              qk_scale, sm_scale, seq_len, num_heads, num_kv_heads, num_residues, tok_stride,  #
               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, GROUP: tl.constexpr,  #
               ACCUM: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """BLOCK_N keys of one (batch, kv head, residue), summed over the GROUP query heads that share them."""
-    b, h_kv, residue, n_valid = _program_coords(pid_z, num_kv_heads, tok_stride, seq_len)
+    b, h_kv, residue, n_valid = _program_coords(pid_z, num_kv_heads, num_residues, tok_stride, seq_len)
     offs_n0 = tl.arange(0, BLOCK_N)
     offs_n = pid_n * BLOCK_N + offs_n0
     offs_m0 = tl.arange(0, BLOCK_M)
@@ -327,11 +340,11 @@ def _bwd_dq(pid_m, pid_z,  #
             stride_vb, stride_vh, stride_vn,  #
             stride_dob, stride_doh, stride_don,  #
             full_ptr, full_idx, part_ptr, part_idx, part_mask, masks,  # plan.rows CSRs, plan.masks
-            qk_scale, sm_scale, seq_len, num_heads, group, tok_stride,  #
+            qk_scale, sm_scale, seq_len, num_heads, group, num_residues, tok_stride,  #
             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,  #
             ACCUM: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """dQ of BLOCK_M query positions of one (batch, head, residue)."""
-    b, h, residue, n_valid = _program_coords(pid_z, num_heads, tok_stride, seq_len)
+    b, h, residue, n_valid = _program_coords(pid_z, num_heads, num_residues, tok_stride, seq_len)
     offs_m0 = tl.arange(0, BLOCK_M)
     offs_m = pid_m * BLOCK_M + offs_m0
     offs_n0 = tl.arange(0, BLOCK_N)
@@ -377,7 +390,7 @@ def _bwd_kernel(Q, K, V, DO, LSE, DELTA, DQ, DK, DV,  #
                 stride_dob, stride_doh, stride_don,  #
                 q_full_ptr, q_full_idx, q_part_ptr, q_part_idx, q_part_mask, q_order, q_masks,  # dQ plan: .rows
                 kv_full_ptr, kv_full_idx, kv_part_ptr, kv_part_idx, kv_part_mask, kv_order, kv_masks,  # dK/dV: .cols
-                qk_scale, sm_scale, seq_len, num_heads, num_kv_heads, tok_stride,  #
+                qk_scale, sm_scale, seq_len, num_heads, num_kv_heads, num_residues, tok_stride,  #
                 num_kv_programs, num_kv_rows,  # grid axis 0: the first num_kv_programs are dK/dV; axis 1 rows of them
                 BLOCK_M1: tl.constexpr, BLOCK_N1: tl.constexpr,  # dK/dV: BLOCK_N1 keys held, BLOCK_M1 queries streamed
                 BLOCK_M2: tl.constexpr, BLOCK_N2: tl.constexpr,  # dQ: BLOCK_M2 queries held, BLOCK_N2 keys streamed
@@ -386,7 +399,8 @@ def _bwd_kernel(Q, K, V, DO, LSE, DELTA, DQ, DK, DV,  #
     """One launch for the whole backward: the first programs do dK/dV of a key tile, the rest dQ of a query tile.
 
     Each half has its own tile shape (and plan), so each can hold the larger side (as FlashAttention-2's backward
-    does). GROUP: query heads per kv head; ACCUM: add to the gradients of an earlier pass (permute.py).
+    does). GROUP: query heads per kv head; ACCUM: add to the gradients of an earlier pass (permute.py);
+    num_residues = tok_stride (see _fwd_kernel).
     """
     pid = tl.program_id(0)
     pid_z = tl.program_id(1)
@@ -399,7 +413,7 @@ def _bwd_kernel(Q, K, V, DO, LSE, DELTA, DQ, DK, DV,  #
                       stride_vb, stride_vh, stride_vn,  #
                       stride_dob, stride_doh, stride_don,  #
                       kv_full_ptr, kv_full_idx, kv_part_ptr, kv_part_idx, kv_part_mask, kv_masks,  #
-                      qk_scale, sm_scale, seq_len, num_heads, num_kv_heads, tok_stride,  #
+                      qk_scale, sm_scale, seq_len, num_heads, num_kv_heads, num_residues, tok_stride,  #
                       BLOCK_M=BLOCK_M1, BLOCK_N=BLOCK_N1, HEAD_DIM=HEAD_DIM, GROUP=GROUP,  #
                       ACCUM=ACCUM, UPCAST=UPCAST, DOT_PRECISION=DOT_PRECISION)
     else:
@@ -410,6 +424,6 @@ def _bwd_kernel(Q, K, V, DO, LSE, DELTA, DQ, DK, DV,  #
                 stride_vb, stride_vh, stride_vn,  #
                 stride_dob, stride_doh, stride_don,  #
                 q_full_ptr, q_full_idx, q_part_ptr, q_part_idx, q_part_mask, q_masks,  #
-                qk_scale, sm_scale, seq_len, num_heads, GROUP, tok_stride,  #
+                qk_scale, sm_scale, seq_len, num_heads, GROUP, num_residues, tok_stride,  #
                 BLOCK_M=BLOCK_M2, BLOCK_N=BLOCK_N2, HEAD_DIM=HEAD_DIM,  #
                 ACCUM=ACCUM, UPCAST=UPCAST, DOT_PRECISION=DOT_PRECISION)
