@@ -16,6 +16,8 @@ each rank skips the compute of blocks it does not attend to. Causal attention ba
 from __future__ import annotations
 
 import numpy as np
+import torch
+import torch.distributed as dist
 
 from ..patterns.base import Intersection, Pattern
 from ..patterns.dense import Causal, Dense
@@ -34,8 +36,6 @@ class _Exchange:
     """Asynchronous send of `tensor` to rank `to` and receive of a like tensor from rank `frm`."""
 
     def __init__(self, tensor, to, frm, group, tag, stats):
-        import torch.distributed as dist
-
         self.buffer = torch_empty_like(tensor)
         ops = [dist.P2POp(dist.isend, tensor, _global(group, to), group, tag),
                dist.P2POp(dist.irecv, self.buffer, _global(group, frm), group, tag)]
@@ -50,14 +50,10 @@ class _Exchange:
 
 
 def torch_empty_like(t):
-    import torch
-
     return torch.empty_like(t)
 
 
 def _global(group, rank):
-    import torch.distributed as dist
-
     return rank if group is None else dist.get_global_rank(group, rank)
 
 
@@ -91,8 +87,6 @@ class _Ring:
 
 def _ring_forward(ring: _Ring, q, kv):
     """(out, lse) of the local queries over every block the plan brings by."""
-    import torch
-
     out = torch.zeros_like(q)  # (B, H, m, d)
     lse = torch.full(q.shape[:-1], float("-inf"), dtype=q.dtype, device=q.device)  # (B, H, m)
     for direction, hops in ((+1, ring.plan.forward_hops), (-1, ring.plan.backward_hops)):
@@ -114,8 +108,6 @@ def _ring_forward(ring: _Ring, q, kv):
 
 def _ring_backward(ring: _Ring, q, kv, out, lse, dout):
     """(dq, dkv): dK/dV accumulators travel with their blocks and come home at the end."""
-    import torch
-
     dq, dkv_home = torch.zeros_like(q), torch.zeros_like(kv)  # (B, H, m, d), (2, B, H, m, d)
     if ring.needed(ring.rank):
         dq_, dk_, dv_ = ring.backward_block(q, kv, out, lse, dout, ring.rank)
@@ -142,8 +134,6 @@ def _ring_backward(ring: _Ring, q, kv, out, lse, dout):
 
 
 def _autograd_ring():
-    import torch
-
     class RingAttention(torch.autograd.Function):
         """Forward: the ring with LSE merges. Backward: the ring again with travelling dK/dV."""
 
@@ -186,7 +176,8 @@ def _check_local(q, k, v, n, W, layout):
         raise ValueError(f"q, k, v shapes do not match: {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
     check_split(n, W, layout)
     if q.shape[-2] != n // W or k.shape[-2] != n // W:
-        raise ValueError(f"local blocks must hold n / world_size = {n // W} tokens, got q {q.shape[-2]}, k {k.shape[-2]}")
+        raise ValueError(f"local blocks must hold n / world_size = {n // W} tokens, got q {q.shape[-2]}, "
+                         f"k {k.shape[-2]}")
 
 
 def ring_attention(q, k, v, pattern=None, *, n=None, causal=False, layout="contiguous", scale=None,
@@ -197,8 +188,6 @@ def ring_attention(q, k, v, pattern=None, *, n=None, causal=False, layout="conti
     W × local length); `layout` says which positions each rank owns (`schedule.shard_positions`); keys at
     positions >= n_valid are masked (padding). `stats`, a dict, receives message/byte/block counts. Differentiable.
     """
-    import torch.distributed as dist
-
     check_layout(layout)
     if not dist.is_initialized():
         raise RuntimeError("ring_attention runs on every rank of a process group: start the ranks with "
@@ -218,16 +207,12 @@ def ring_attention(q, k, v, pattern=None, *, n=None, causal=False, layout="conti
 
 def shard(x, world_size, rank, layout="contiguous", dim=-2):
     """This rank's piece of a full tensor x (..., n, d): the rows at `shard_positions`."""
-    import torch
-
     idx = torch.as_tensor(shard_positions(x.shape[dim], world_size, rank, layout), device=x.device)
     return x.index_select(dim, idx)
 
 
 def unshard(pieces, layout="contiguous", dim=-2):
     """Inverse of `shard`: put every rank's piece back at its positions."""
-    import torch
-
     W = len(pieces)
     n = sum(p.shape[dim] for p in pieces)
     order = np.concatenate([shard_positions(n, W, r, layout) for r in range(W)])
@@ -241,9 +226,6 @@ def ring_attention_full(q, k, v, pattern=None, *, causal=False, layout="contiguo
 
     With pad=True a length that does not split evenly is padded (the padded keys are masked, the padded rows cut).
     """
-    import torch
-    import torch.distributed as dist
-
     W, rank = dist.get_world_size(group), dist.get_rank(group)
     n = q.shape[-2]
     m = split_multiple(W, layout)
