@@ -40,7 +40,10 @@ class AnchorLongformer(Pattern):
 
 
 class AnchorBigBird(Pattern):
-    """RECIPES anchor (causal, 128-blocks): j <= i and (qb - kb <= 1 or kb < 1 or R[qb, kb]), 3 random earlier blocks."""
+    """RECIPES anchor (causal, 128-blocks): j <= i and (qb - kb <= 1 or kb < 1 or R[qb, kb]).
+
+    R: 3 random earlier blocks per row (seeded).
+    """
 
     causal = True
     needs_n = True
@@ -72,8 +75,6 @@ class AnchorBigBird(Pattern):
     def allowed(self, i, j, n):
         qb, kb = i // self.block, j // self.block
         if type(i).__module__.startswith("torch"):
-            import torch
-
             t = self._device_table(i.device)  # a device tensor made outside: compiled Flex cannot copy inside
             rand = t[qb.clamp(0, t.shape[0] - 1), kb.clamp(0, t.shape[1] - 1)]
         else:
@@ -364,7 +365,8 @@ def derive(row, B, H, D):
 
 def print_row(r):
     for m in ("fwd", "fwdbwd"):
-        flex = f"flex {r['flex_ms'][m]:8.3f} ms  ours/flex speed {r['ratio_to_flex'][m]:5.2f}x" if "flex_ms" in r else ""
+        flex = (f"flex {r['flex_ms'][m]:8.3f} ms  ours/flex speed {r['ratio_to_flex'][m]:5.2f}x"
+                if "flex_ms" in r else "")
         sd = f"  sdpa-mask {r['sdpa_mask_ms'][m]:.3f} ms" if "sdpa_mask_ms" in r else ""
         print(f"n={r['n']:6d} {r['pattern']:20s} {m:6s} ours {r['ours_ms'][m]:8.3f} ms {r['ours_tflops'][m]:6.1f} TF/s "
               f"speedup {r['speedup_vs_fa_causal'][m]:6.2f}x (ideal {r['ideal_speedup']:5.2f}, "

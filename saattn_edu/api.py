@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import torch
 
 from .patterns import as_pattern
 
@@ -37,8 +38,6 @@ def _numpy(q, k, v, pattern, scale):
 
     if isinstance(q, np.ndarray):
         return sparse_attention(q, k, v, pattern, scale=scale)
-    import torch
-
     arrays = [t.detach().cpu().numpy() for t in (q, k, v)]
     return torch.as_tensor(sparse_attention(*arrays, pattern, scale=scale), device=q.device)
 

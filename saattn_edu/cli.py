@@ -87,7 +87,7 @@ def _grade(args) -> int:
 
 # ---- ring ----------------------------------------------------------------------------------------------------
 def _ring_args(p: argparse.ArgumentParser) -> None:
-    from .distributed.launch import add_arguments
+    from .distributed.options import add_arguments  # torch-free: every command builds this parser
 
     add_arguments(p)
 

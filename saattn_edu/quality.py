@@ -160,9 +160,10 @@ def clustered_qkv(n: int = 1024, d: int = 64, n_topics: int = 16, segment: int =
                   seed: int = 0):
     """Synthetic q, k, v (n, d) with structure worth finding: tokens come in runs on random topics.
 
-    Token i lies near its topic's unit direction (scaled so a same-topic logit is about sharpness²) with Gaussian noise, so its attention
-    concentrates on the keys of the same topic, wherever they are: far-away runs matter as much as near ones.
-    Random q and k (no structure) spread attention almost uniformly and make every selection look the same.
+    Token i lies near its topic's unit direction (scaled so a same-topic logit is about sharpness²) with Gaussian
+    noise, so its attention concentrates on the keys of the same topic, wherever they are: far-away runs matter as
+    much as near ones. Random q and k (no structure) spread attention almost uniformly and make every selection look
+    the same.
     """
     rng = np.random.default_rng(check_int("seed", seed, minimum=0))
     topics = rng.standard_normal((check_int("n_topics", n_topics, minimum=1), d))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+import torch
+
 _CHUNK = 2**26  # (i, j) pairs evaluated at once: bounded memory on small GPUs and on CPU
 _CACHE: dict = {}
 _CACHE_SIZE = 96
@@ -17,12 +19,12 @@ _CACHE_SIZE = 96
 class TileCSR(NamedTuple):
     """Per outer tile: full inner tiles `full_idx[full_ptr[t]:full_ptr[t+1]]`, partial ones with mask ids."""
 
-    full_ptr: "torch.Tensor"  # (n_outer + 1,) int32
-    full_idx: "torch.Tensor"  # (n_full,) int32
-    part_ptr: "torch.Tensor"  # (n_outer + 1,) int32
-    part_idx: "torch.Tensor"  # (n_part,) int32
-    part_mask: "torch.Tensor"  # (n_part,) int32: row of `BlockPlan.masks`
-    order: "torch.Tensor"  # (n_outer,) int32: outer tiles by decreasing work (long rows first: no straggler tail)
+    full_ptr: torch.Tensor  # (n_outer + 1,) int32
+    full_idx: torch.Tensor  # (n_full,) int32
+    part_ptr: torch.Tensor  # (n_outer + 1,) int32
+    part_idx: torch.Tensor  # (n_part,) int32
+    part_mask: torch.Tensor  # (n_part,) int32: row of `BlockPlan.masks`
+    order: torch.Tensor  # (n_outer,) int32: outer tiles by decreasing work (long rows first: no straggler tail)
 
 
 class BlockPlan(NamedTuple):
@@ -32,7 +34,7 @@ class BlockPlan(NamedTuple):
     bn: int
     rows: TileCSR
     cols: TileCSR
-    masks: "torch.Tensor"  # (n_part, bm, bn) uint8: 1 where the pair is allowed
+    masks: torch.Tensor  # (n_part, bm, bn) uint8: 1 where the pair is allowed
     n_active: int  # active tiles (full + partial)
     n_tiles: int  # all tiles of the grid
 
@@ -48,16 +50,12 @@ def pattern_rule(pattern, n: int) -> Callable:
 
 
 def _eval(rule, i, j):
-    import torch
-
     out = torch.as_tensor(rule(i, j), device=i.device)
     return out.expand(torch.broadcast_shapes(i.shape, j.shape))
 
 
 def tile_flags(rule, n_pos: int, n_min: int, bm: int, bn: int, device):
     """(active, full) booleans (n_mb, n_nb): any pair allowed / every pair allowed and inside n_min."""
-    import torch
-
     nmb, nnb = _cdiv(n_pos, bm), _cdiv(n_pos, bn)
     cols = torch.arange(nnb * bn, device=device, dtype=torch.int32)[None, :]  # (1, nnb*bn)
     active = torch.zeros(nmb, nnb, dtype=torch.bool, device=device)
@@ -75,8 +73,6 @@ def tile_flags(rule, n_pos: int, n_min: int, bm: int, bn: int, device):
 
 def tile_masks(rule, tiles, n_pos: int, bm: int, bn: int):
     """(P, bm, bn) uint8 token masks of the tiles (P, 2) = (query tile, key tile)."""
-    import torch
-
     dev = tiles.device
     out = torch.empty(tiles.shape[0], bm, bn, dtype=torch.uint8, device=dev)
     ar_m = torch.arange(bm, device=dev, dtype=torch.int32)[None, :, None]
@@ -92,8 +88,6 @@ def tile_masks(rule, tiles, n_pos: int, bm: int, bn: int):
 
 def _csr(sel, ids=None) -> tuple:
     """(ptr, idx[, ids]) of a boolean (outer, inner) selection in row-major order."""
-    import torch
-
     outer, inner = sel.nonzero(as_tuple=True)
     ptr = torch.zeros(sel.shape[0] + 1, dtype=torch.int32, device=sel.device)
     ptr[1:] = torch.cumsum(torch.bincount(outer, minlength=sel.shape[0]), 0)
@@ -103,15 +97,11 @@ def _csr(sel, ids=None) -> tuple:
 
 def _order(active):
     """Outer tiles sorted by active inner tiles, most first (longest-processing-time-first scheduling)."""
-    import torch
-
     return torch.argsort(active.sum(1), descending=True, stable=True).to(torch.int32).contiguous()
 
 
 def build_plan(rule, n_pos: int, bm: int, bn: int, device, n_min: int | None = None) -> BlockPlan:
     """Plan of (bm, bn) tiles: row and column CSRs of full and partial tiles, and the partial tiles' masks."""
-    import torch
-
     n_min = n_pos if n_min is None else n_min
     active, full = tile_flags(rule, n_pos, n_min, bm, bn, device)
     part = active & ~full

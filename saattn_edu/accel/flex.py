@@ -1,7 +1,14 @@
 """FlexAttention with a pattern's `mask_mod`: compiled once, BlockMask cached per (pattern, shape, device)."""
 from __future__ import annotations
 
+import sys
+import types
+
+import torch
+from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
 from ..patterns import as_pattern
+from .torch_paths import check_qkv
 
 _COMPILED: dict = {}
 _BLOCK_MASKS: dict = {}
@@ -10,9 +17,6 @@ _CACHE_SIZE = 32
 
 def compiled_flex_attention(device_type: str):
     """torch.compile(flex_attention), one per device type (eager Flex materializes n² scores and warns)."""
-    import torch
-    from torch.nn.attention.flex_attention import flex_attention
-
     if device_type not in _COMPILED:
         _COMPILED[device_type] = torch.compile(flex_attention)
     return _COMPILED[device_type]
@@ -20,8 +24,6 @@ def compiled_flex_attention(device_type: str):
 
 def block_mask_for(pattern, n: int, device):
     """The pattern's BlockMask for length n on device (built once: it costs seconds at long n)."""
-    from torch.nn.attention.flex_attention import create_block_mask
-
     key = (pattern, n, str(device))
     if key not in _BLOCK_MASKS:
         if len(_BLOCK_MASKS) >= _CACHE_SIZE:
@@ -32,8 +34,6 @@ def block_mask_for(pattern, n: int, device):
 
 def flex(q, k, v, pattern, scale=None):
     """FlexAttention of q (B, H, n, d), k / v (B, H_kv, n, d) under the pattern (no backward on CPU)."""
-    from .torch_paths import check_qkv
-
     check_qkv(q, k, v)
     pattern = as_pattern(pattern)
     if q.ndim != 4:
@@ -45,7 +45,7 @@ def flex(q, k, v, pattern, scale=None):
     return out  # rows with no allowed key come back as 0 (Flex sums nothing)
 
 
-class _CallableModule(__import__("types").ModuleType):
+class _CallableModule(types.ModuleType):
     """`saattn_edu.accel.flex` names both this module and the function: importing the module rebinds the package
     attribute to it, so the module itself forwards calls to `flex` (either way `accel.flex(q, k, v, p)` works)."""
 
@@ -53,4 +53,4 @@ class _CallableModule(__import__("types").ModuleType):
         return flex(*args, **kwargs)
 
 
-__import__("sys").modules[__name__].__class__ = _CallableModule
+sys.modules[__name__].__class__ = _CallableModule

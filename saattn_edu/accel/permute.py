@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import torch
+
 from .block_plan import pattern_rule
 
 _CHECKED: dict = {}
@@ -37,8 +40,6 @@ def strided_rules(pattern, n: int, stride: int):
 
 def check_residue_free(pattern, n: int, stride: int, device) -> None:
     """The strided pass shares one plan across residues: check the pattern agrees for the first and last residue."""
-    import torch
-
     key = (pattern, n, stride)
     if key in _CHECKED:
         return
@@ -56,7 +57,7 @@ def check_residue_free(pattern, n: int, stride: int, device) -> None:
 
 def strided_passes(pattern, n: int, stride: int, device) -> tuple:
     """The two kernel passes (strided positions first, then the local band in token order)."""
-    from .block_sparse_flash import Pass
+    from .block_sparse_flash import Pass  # here, not at the top: Triton is optional (permutation() needs none)
 
     check_residue_free(pattern, n, stride, device)
     local, strided = strided_rules(pattern, n, stride)
@@ -69,7 +70,7 @@ def strided_passes(pattern, n: int, stride: int, device) -> tuple:
 
 def strided_flash(q, k, v, pattern, stride: int | None = None, scale=None):
     """Block-sparse attention under a strided pattern through the residue permutation (see module docstring)."""
-    from .block_sparse_flash import BlockSparseFlash, check_qkv
+    from .block_sparse_flash import BlockSparseFlash, check_qkv  # Triton is optional: loaded when first used
 
     stride = getattr(pattern, "stride", None) if stride is None else stride
     if not isinstance(stride, int) or stride < 1:
@@ -82,6 +83,4 @@ def strided_flash(q, k, v, pattern, stride: int | None = None, scale=None):
 
 def permutation(n: int, stride: int):
     """Token order of the permuted view, residue by residue: [0, l, 2l, ..., 1, 1+l, ...] (for pictures)."""
-    import numpy as np
-
     return np.concatenate([np.arange(r, n, stride) for r in range(stride)])

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import math
 
+import torch
+import torch.nn.functional as F
+
 from ..patterns import as_pattern
 
 _MASKS: dict = {}
@@ -20,8 +23,6 @@ def _cached(cache: dict, key, make):
 
 def check_qkv(q, k, v):
     """q (..., H, n, d), k / v (..., H_kv, n, d) torch tensors with H a multiple of H_kv; returns k, v repeated."""
-    import torch
-
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch tensor, got {type(t).__name__}")
@@ -39,16 +40,11 @@ def check_qkv(q, k, v):
 
 def pattern_mask(pattern, n: int, device):
     """(n, n) boolean tensor of the pattern, cached per (pattern, n, device)."""
-    import torch
-
     return _cached(_MASKS, (pattern, n, str(device)), lambda: torch.as_tensor(pattern.mask(n), device=device))
 
 
 def masked_sdpa(q, k, v, pattern, scale=None):
     """scaled_dot_product_attention with the pattern's boolean mask: the dense price, whatever the pattern."""
-    import torch
-    import torch.nn.functional as F
-
     k, v = check_qkv(q, k, v)
     n = q.shape[-2]
     mask = pattern_mask(as_pattern(pattern), n, q.device)  # (n, n)
@@ -61,8 +57,6 @@ def masked_sdpa(q, k, v, pattern, scale=None):
 
 def _csr_tensors(pattern, n: int, device):
     """(rows, cols) int64 tensors of every allowed pair, cached per (pattern, n, device)."""
-    import torch
-
     def make():
         csr = pattern.neighbors(n)
         rows = torch.as_tensor(csr.row_ids().astype("int64"), device=device)
@@ -73,8 +67,6 @@ def _csr_tensors(pattern, n: int, device):
 
 def gather_attention(q, k, v, pattern, scale=None):
     """O(nnz·d) attention from the pattern's CSR: gather keys per pair, segment softmax, scatter-add values."""
-    import torch
-
     k, v = check_qkv(q, k, v)
     n, d = q.shape[-2], q.shape[-1]
     scale = 1.0 / math.sqrt(d) if scale is None else scale

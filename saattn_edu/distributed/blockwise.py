@@ -10,6 +10,7 @@ and lse = -inf (never NaN).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 _TILE_ELEMENTS = 2**21  # query rows per tile × keys: bounds the (B, H, rows, keys) score tile
 
@@ -21,8 +22,6 @@ def merge_partials(out_a, lse_a, out_b, lse_b):
     (w_a + w_b), lse = max + log(w_a + w_b). Rows empty on both sides stay out = 0, lse = -inf. Differentiable
     (autograd) wherever a row saw at least one key.
     """
-    import torch
-
     if out_a.shape != out_b.shape or lse_a.shape != lse_b.shape or out_a.shape[:-1] != lse_a.shape:
         raise ValueError(f"merge_partials needs out (..., n, dv) and lse (..., n) of matching shapes, got out_a "
                          f"{tuple(out_a.shape)}, lse_a {tuple(lse_a.shape)}, out_b {tuple(out_b.shape)}, "
@@ -48,8 +47,6 @@ def _key_range(q_pos: np.ndarray, k_pos: np.ndarray, band) -> tuple[int, int]:
 
 def _tile_mask(pattern, q_pos, k_pos, n, n_valid, device):
     """(rows, keys) bool tensor of allowed pairs, or None when every pair is allowed."""
-    import torch
-
     from ..patterns.dense import Dense
 
     if type(pattern) is Dense and n_valid >= n:
@@ -81,8 +78,6 @@ def torch_matmul_t(a, b):
 
 def block_forward(q, k, v, q_pos, k_pos, pattern, n, n_valid, scale):
     """Partial attention of q (B, H, m, d) over the keys k, v (B, H, mk, d): (out (B, H, m, d), lse (B, H, m))."""
-    import torch
-
     out = torch.zeros_like(q)
     lse = torch.full(q.shape[:-1], float("-inf"), dtype=q.dtype, device=q.device)
     band = pattern.band(n_valid)
@@ -102,8 +97,6 @@ def block_forward(q, k, v, q_pos, k_pos, pattern, n, n_valid, scale):
 
 def block_backward(q, k, v, out, lse, dout, q_pos, k_pos, pattern, n, n_valid, scale):
     """Gradients (dq, dk, dv) of this block's share, given the final out and lse of the queries."""
-    import torch
-
     dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
     delta = (dout * out).sum(-1, keepdim=True)  # (B, H, m, 1): rowsum(dO ∘ O)
     safe = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse)).unsqueeze(-1)

@@ -9,13 +9,23 @@ raise RuntimeError with that rank's traceback; nothing waits forever (process-gr
 """
 from __future__ import annotations
 
-import argparse
 import datetime
+import multiprocessing
 import os
+import queue as queue_mod
 import socket
 import sys
+import threading
 import time
 import traceback
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from .options import DESCRIPTION, add_arguments, build_parser, parse_pattern  # noqa: F401  (launch.add_arguments)
+from .ring import resolve_pattern, ring_attention, shard
+from .schedule import check_split, shard_positions
 
 DEFAULT_TIMEOUT_S = 60.0  # collective / p2p timeout inside the process group
 
@@ -29,9 +39,6 @@ def free_port() -> int:
 
 def init_process_group(rank, world_size, port, backend="gloo", timeout_s=DEFAULT_TIMEOUT_S):
     """Join the group on 127.0.0.1:port, one thread per rank on CPU (ranks share the cores)."""
-    import torch
-    import torch.distributed as dist
-
     if sys.platform.startswith("linux"):
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # containers: gloo would pick an unreachable interface
     torch.set_num_threads(1)
@@ -41,8 +48,6 @@ def init_process_group(rank, world_size, port, backend="gloo", timeout_s=DEFAULT
 
 def _worker(rank, world_size, port, backend, timeout_s, fn, args, queue):
     """Body of one spawned rank: run fn, report ("ok", result) or ("error", traceback) to the parent."""
-    import torch.distributed as dist
-
     try:
         init_process_group(rank, world_size, port, backend, timeout_s)
         result = fn(rank, world_size, *args)
@@ -60,10 +65,6 @@ def spawn(fn, world_size, args=(), backend="gloo", timeout_s=DEFAULT_TIMEOUT_S, 
     fn must be importable (defined at module level). Raises RuntimeError naming the failed rank on an exception,
     a crash or a timeout (join_timeout_s, default 2 × timeout_s + 30), after stopping the remaining ranks.
     """
-    import queue as queue_mod
-
-    import torch.multiprocessing as mp
-
     if not isinstance(world_size, int) or world_size < 1:
         raise ValueError(f"world_size must be a positive integer, got {world_size!r}")
     ctx = _context(mp)
@@ -93,8 +94,6 @@ def spawn(fn, world_size, args=(), backend="gloo", timeout_s=DEFAULT_TIMEOUT_S, 
 def _context(mp):
     """forkserver where it exists: one server imports torch once and forks every rank from it (a rank starts in
     ~0.1 s instead of a fresh torch import); plain fork is unsafe once torch has started threads, spawn is slow."""
-    import multiprocessing
-
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return mp.get_context("spawn")  # Windows
     ctx = mp.get_context("forkserver")
@@ -129,60 +128,8 @@ def _stop(procs, grace_s=5.0):
 # ----------------------------------------------------------------------------------------------------------------
 # `saattn ring`: one demo run, compared with dense attention on sampled rows
 # ----------------------------------------------------------------------------------------------------------------
-def parse_pattern(text):
-    """'dense' | 'window:W' | 'dilated:W:D' | 'bigbird:BLOCK' -> Pattern or None."""
-    from ..patterns import BigBird, DilatedWindow, SlidingWindow
-
-    if text in (None, "", "dense"):
-        return None
-    kind, _, rest = text.partition(":")
-    try:
-        if kind == "window":
-            return SlidingWindow(int(rest))
-        if kind == "dilated":
-            w, d = rest.split(":")
-            return DilatedWindow(int(w), int(d))
-        if kind == "bigbird":  # block-sparse: 3 window, 2 global and 3 random blocks of BLOCK tokens (seed 0)
-            return BigBird(block=int(rest))
-    except ValueError as err:
-        raise ValueError(f"--pattern {text!r}: {err}") from None
-    raise ValueError(f"--pattern must be 'dense', 'window:W', 'dilated:W:D' or 'bigbird:BLOCK', got {text!r}")
-
-
-DESCRIPTION = ("Ring attention over local processes (gloo) or a torchrun job (nccl); checks sampled rows against "
-               "dense attention.")
-
-
-def build_parser():
-    p = argparse.ArgumentParser(prog="saattn ring", description=DESCRIPTION)
-    add_arguments(p)
-    return p
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of `saattn ring` (shared by the CLI and `python -m saattn_edu.distributed.launch`)."""
-    p.add_argument("--world-size", type=int, default=2, help="processes to spawn (ignored under torchrun)")
-    # torchrun reads a bare --n as an abbreviation of its own options: under torchrun write --seq-len.
-    p.add_argument("--n", "--seq-len", dest="n", type=int, default=4096, help="sequence length")
-    p.add_argument("--d", type=int, default=64, help="head dimension")
-    p.add_argument("--heads", type=int, default=1)
-    p.add_argument("--causal", action="store_true")
-    p.add_argument("--layout", choices=("contiguous", "zigzag", "striped"), default=None,
-                   help="token split (default: zigzag when causal, else contiguous)")
-    p.add_argument("--pattern", default="dense", help="dense | window:W | dilated:W:D | bigbird:BLOCK")
-    p.add_argument("--backend", choices=("gloo", "nccl"), default="gloo")
-    p.add_argument("--backward", action="store_true", help="also time the backward pass")
-    p.add_argument("--check-rows", type=int, default=64, help="query rows compared with dense attention")
-    p.add_argument("--timeout", type=float, default=600.0, help="process-group timeout in seconds")
-
-
 def run_rank(rank, world_size, opts):
     """One rank of the demo: the same random inputs everywhere, the ring timed (and its peak memory), rows checked."""
-    import torch
-    import torch.distributed as dist
-
-    from .ring import ring_attention, shard
-
     device = torch.device(f"cuda:{rank % max(1, torch.cuda.device_count())}") if opts["backend"] == "nccl" else None
     if device is not None:
         torch.cuda.set_device(device)
@@ -214,8 +161,6 @@ class _timer:
 
     def __exit__(self, *exc):
         if self.device is not None:
-            import torch
-
             torch.cuda.synchronize()
         self.out[self.key] = time.perf_counter() - self.t0
 
@@ -227,11 +172,7 @@ class PeakMemory:
         self.device, self.peak_bytes = device, 0
 
     def __enter__(self):
-        import threading
-
         if self.device is not None:
-            import torch
-
             torch.cuda.reset_peak_memory_stats(self.device)
             self.base = torch.cuda.memory_allocated(self.device)
             return self
@@ -246,8 +187,6 @@ class PeakMemory:
 
     def __exit__(self, *exc):
         if self.device is not None:
-            import torch
-
             self.peak_bytes = torch.cuda.max_memory_allocated(self.device) - self.base
             return
         self.stop.set()
@@ -269,16 +208,12 @@ def _rss() -> int:
 
 def _check_rows(q, k, v, out, rank, world_size, opts, pattern):
     """Max |error| of a few of this rank's rows against plain dense attention over the full keys."""
-    import torch
-
-    from .ring import resolve_pattern
-    from .schedule import shard_positions
-
     pos = shard_positions(opts["n"], world_size, rank, opts["layout"])
     pick = torch.linspace(0, len(pos) - 1, min(opts["check_rows"], len(pos))).long()
     rows = torch.as_tensor(pos)[pick].to(q.device)
     s = (q[..., rows, :] @ k.transpose(-1, -2)) * opts["d"] ** -0.5  # (1, H, rows, n)
-    allowed = resolve_pattern(pattern, opts["causal"]).allowed(rows[:, None], torch.arange(opts["n"], device=q.device)[None, :], opts["n"])
+    keys = torch.arange(opts["n"], device=q.device)
+    allowed = resolve_pattern(pattern, opts["causal"]).allowed(rows[:, None], keys[None, :], opts["n"])
     ref = torch.softmax(s.masked_fill(~allowed, float("-inf")), dim=-1) @ v
     return float((ref - out[..., pick, :]).abs().max())
 
@@ -290,8 +225,9 @@ def report(results, opts, world_size):
           f"causal={opts['causal']} layout={opts['layout']} pattern={opts['pattern']} backend={opts['backend']}")
     for r in results:
         bwd = f" + backward {r['backward_seconds']:.3f} s" if "backward_seconds" in r else ""
-        print(f"  rank {r['rank']}: {r['seconds']:.3f} s{bwd}, peak +{r['peak_mib']:.0f} MiB, blocks computed {r.get('blocks_computed', 0)}, "
-              f"skipped {r.get('blocks_skipped', 0)}, messages {r.get('messages', 0)}, "
+        print(f"  rank {r['rank']}: {r['seconds']:.3f} s{bwd}, peak +{r['peak_mib']:.0f} MiB, "
+              f"blocks computed {r.get('blocks_computed', 0)}, skipped {r.get('blocks_skipped', 0)}, "
+              f"messages {r.get('messages', 0)}, "
               f"sent {r.get('bytes_sent', 0) / 2**20:.1f} MiB, max |err| vs dense {r['max_abs_err']:.2e}")
     hops = results[0]["hops"]
     print(f"  hops per rank: {hops} (dense ring: {results[0]['dense_hops']}); "
@@ -306,8 +242,6 @@ def main(argv=None) -> int:
 
 def run_parsed(args) -> int:
     """Run `saattn ring` from parsed options."""
-    from .schedule import check_split
-
     parse_pattern(args.pattern)  # fail early, in the parent
     layout = args.layout or ("zigzag" if args.causal else "contiguous")
     opts = {k: getattr(args, k) for k in ("n", "d", "heads", "causal", "pattern", "backend", "backward", "check_rows")}
@@ -322,8 +256,6 @@ def run_parsed(args) -> int:
 
 
 def _main_torchrun(opts, args) -> int:
-    import torch.distributed as dist
-
     dist.init_process_group(args.backend, timeout=datetime.timedelta(seconds=args.timeout))
     rank, world_size = dist.get_rank(), dist.get_world_size()
     result = run_rank(rank, world_size, opts)

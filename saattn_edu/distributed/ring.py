@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from ..patterns.base import Intersection, Pattern
 from ..patterns.dense import Causal, Dense
@@ -35,8 +36,6 @@ class _Exchange:
     """Asynchronous send of `tensor` to rank `to` and receive of a like tensor from rank `frm`."""
 
     def __init__(self, tensor, to, frm, group, tag, stats):
-        import torch.distributed as dist
-
         # gloo moves CPU tensors only: CUDA blocks travel through host memory (several ranks sharing one GPU)
         self.device = tensor.device if tensor.is_cuda and dist.get_backend(group) == "gloo" else None
         if self.device is not None:
@@ -55,14 +54,10 @@ class _Exchange:
 
 
 def torch_empty_like(t):
-    import torch
-
     return torch.empty_like(t)
 
 
 def _global(group, rank):
-    import torch.distributed as dist
-
     return rank if group is None else dist.get_global_rank(group, rank)
 
 
@@ -191,8 +186,6 @@ def _ring_backward(ring: _Ring, q, kv, out, lse, dout):
 
 
 def _autograd_ring():
-    import torch
-
     class RingAttention(torch.autograd.Function):
         """Forward: the ring with LSE merges. Backward: the ring again with travelling dK/dV."""
 
@@ -236,7 +229,8 @@ def _check_local(q, k, v, n, W, layout):
         raise ValueError(f"q, k, v shapes do not match: {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
     check_split(n, W, layout)
     if q.shape[-2] != n // W or k.shape[-2] != n // W:
-        raise ValueError(f"local blocks must hold n / world_size = {n // W} tokens, got q {q.shape[-2]}, k {k.shape[-2]}")
+        raise ValueError(f"local blocks must hold n / world_size = {n // W} tokens, got q {q.shape[-2]}, "
+                         f"k {k.shape[-2]}")
 
 
 def ring_attention(q, k, v, pattern=None, *, n=None, causal=False, layout="contiguous", scale=None,
@@ -249,8 +243,6 @@ def ring_attention(q, k, v, pattern=None, *, n=None, causal=False, layout="conti
     `kernel`: "torch" (readable fp32-friendly blockwise steps), "triton" (the block-sparse flash kernel in every
     step; on CPU through Triton's interpreter) or "auto" (Triton on CUDA tensors when installed).
     """
-    import torch.distributed as dist
-
     check_layout(layout)
     if not dist.is_initialized():
         raise RuntimeError("ring_attention runs on every rank of a process group: start the ranks with "
@@ -270,16 +262,12 @@ def ring_attention(q, k, v, pattern=None, *, n=None, causal=False, layout="conti
 
 def shard(x, world_size, rank, layout="contiguous", dim=-2):
     """This rank's piece of a full tensor x (..., n, d): the rows at `shard_positions`."""
-    import torch
-
     idx = torch.as_tensor(shard_positions(x.shape[dim], world_size, rank, layout), device=x.device)
     return x.index_select(dim, idx)
 
 
 def unshard(pieces, layout="contiguous", dim=-2):
     """Inverse of `shard`: put every rank's piece back at its positions."""
-    import torch
-
     W = len(pieces)
     n = sum(p.shape[dim] for p in pieces)
     order = np.concatenate([shard_positions(n, W, r, layout) for r in range(W)])
@@ -293,9 +281,6 @@ def ring_attention_full(q, k, v, pattern=None, *, causal=False, layout="contiguo
 
     With pad=True a length that does not split evenly is padded (the padded keys are masked, the padded rows cut).
     """
-    import torch
-    import torch.distributed as dist
-
     W, rank = dist.get_world_size(group), dist.get_rank(group)
     n = q.shape[-2]
     m = split_multiple(W, layout)

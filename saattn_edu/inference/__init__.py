@@ -7,7 +7,8 @@
     same = I.recompute_logits(model, tokens, caches[0].pattern)     # equal up to fp32 rounding
     I.kv_cache_bytes(layers=32, kv_heads=8, head_dim=128, tokens=4096, dtype="bf16")   # 512 MiB
 
-Torch is imported lazily (inside functions), so importing this package costs nothing until a cache is built.
+Torch is imported at the top of the modules that use it (gqa, kv_cache, decode): importing this package imports
+torch; `import saattn_edu` alone does not.
 """
 from .decode import (
     DecoderConfig, apply_rope, decode_benchmark, generate, measure_decode, prefill, random_tokens,

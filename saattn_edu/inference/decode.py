@@ -14,6 +14,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import torch
+from torch import nn
+
 from ..patterns.base import check_int
 from .gqa import group_size, grouped_attention
 from .kv_cache import make_cache
@@ -38,8 +41,6 @@ class DecoderConfig:
 
 def apply_rope(x, positions, base: float = 10000.0):
     """Rotate pairs of features of x (B, H, t, d) by angles positions * base^(-2k/d) (RoPE)."""
-    import torch
-
     d = x.shape[-1]
     freqs = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)  # (d/2,)
     angles = positions.to(torch.float64)[:, None] * freqs[None, :]  # (t, d/2) in fp64: exact for long streams
@@ -49,86 +50,83 @@ def apply_rope(x, positions, base: float = 10000.0):
     return out.flatten(-2)
 
 
-def _modules():
-    """Build the nn.Module classes on first use: torch is imported lazily in this package."""
-    import torch
-    from torch import nn
+class Attention(nn.Module):
+    """Causal self-attention with GQA and RoPE, through a KV cache (decoding) or a pattern's mask (recomputation)."""
 
-    class Attention(nn.Module):
-        def __init__(self, cfg: DecoderConfig):
-            super().__init__()
-            group_size(cfg.n_head, cfg.n_kv_head)  # clear error for mismatched head counts
-            self.cfg = cfg
-            self.wq = nn.Linear(cfg.d_model, cfg.n_head * cfg.head_dim, bias=False)
-            self.wk = nn.Linear(cfg.d_model, cfg.n_kv_head * cfg.head_dim, bias=False)
-            self.wv = nn.Linear(cfg.d_model, cfg.n_kv_head * cfg.head_dim, bias=False)
-            self.wo = nn.Linear(cfg.n_head * cfg.head_dim, cfg.d_model, bias=False)
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        group_size(cfg.n_head, cfg.n_kv_head)  # clear error for mismatched head counts
+        self.cfg = cfg
+        self.wq = nn.Linear(cfg.d_model, cfg.n_head * cfg.head_dim, bias=False)
+        self.wk = nn.Linear(cfg.d_model, cfg.n_kv_head * cfg.head_dim, bias=False)
+        self.wv = nn.Linear(cfg.d_model, cfg.n_kv_head * cfg.head_dim, bias=False)
+        self.wo = nn.Linear(cfg.n_head * cfg.head_dim, cfg.d_model, bias=False)
 
-        def forward(self, x, positions, cache=None, pattern=None):
-            c = self.cfg
-            B, t, _ = x.shape
-            q = self.wq(x).view(B, t, c.n_head, c.head_dim).transpose(1, 2)  # (B, H, t, hd)
-            k = self.wk(x).view(B, t, c.n_kv_head, c.head_dim).transpose(1, 2)  # (B, Hkv, t, hd)
-            v = self.wv(x).view(B, t, c.n_kv_head, c.head_dim).transpose(1, 2)  # (B, Hkv, t, hd)
-            q, k = apply_rope(q, positions, c.rope_base), apply_rope(k, positions, c.rope_base)
-            if cache is not None:  # decoding: held keys + this chunk, masked by the cache's pattern
-                k, v, key_pos = cache.update(k, v, int(positions[0]))
-                mask = cache.mask(positions, key_pos)  # (t, L)
-            else:  # recomputation: the whole sequence under the pattern's n×n mask
-                mask = torch.from_numpy(pattern.mask(t))  # (t, t)
-            y = grouped_attention(q, k, v, mask)  # (B, H, t, hd)
-            return self.wo(y.transpose(1, 2).reshape(B, t, c.n_head * c.head_dim))
+    def forward(self, x, positions, cache=None, pattern=None):
+        c = self.cfg
+        B, t, _ = x.shape
+        q = self.wq(x).view(B, t, c.n_head, c.head_dim).transpose(1, 2)  # (B, H, t, hd)
+        k = self.wk(x).view(B, t, c.n_kv_head, c.head_dim).transpose(1, 2)  # (B, Hkv, t, hd)
+        v = self.wv(x).view(B, t, c.n_kv_head, c.head_dim).transpose(1, 2)  # (B, Hkv, t, hd)
+        q, k = apply_rope(q, positions, c.rope_base), apply_rope(k, positions, c.rope_base)
+        if cache is not None:  # decoding: held keys + this chunk, masked by the cache's pattern
+            k, v, key_pos = cache.update(k, v, int(positions[0]))
+            mask = cache.mask(positions, key_pos)  # (t, L)
+        else:  # recomputation: the whole sequence under the pattern's n×n mask
+            mask = torch.from_numpy(pattern.mask(t))  # (t, t)
+        y = grouped_attention(q, k, v, mask)  # (B, H, t, hd)
+        return self.wo(y.transpose(1, 2).reshape(B, t, c.n_head * c.head_dim))
 
-    class Block(nn.Module):
-        def __init__(self, cfg: DecoderConfig):
-            super().__init__()
-            self.norm1, self.norm2 = nn.RMSNorm(cfg.d_model), nn.RMSNorm(cfg.d_model)
-            self.attn = Attention(cfg)
-            self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.mlp_ratio * cfg.d_model), nn.GELU(),
-                                     nn.Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model))
 
-        def forward(self, x, positions, cache=None, pattern=None):
-            x = x + self.attn(self.norm1(x), positions, cache, pattern)
-            return x + self.mlp(self.norm2(x))
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
 
-    class TinyDecoder(nn.Module):
-        """Token embedding -> n_layer blocks (RMSNorm, GQA attention with RoPE, MLP) -> logits."""
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        self.norm1, self.norm2 = nn.RMSNorm(cfg.d_model), nn.RMSNorm(cfg.d_model)
+        self.attn = Attention(cfg)
+        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.mlp_ratio * cfg.d_model), nn.GELU(),
+                                 nn.Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model))
 
-        def __init__(self, cfg: DecoderConfig):
-            super().__init__()
-            self.cfg = cfg
-            self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
-            self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-            self.norm = nn.RMSNorm(cfg.d_model)
-            self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+    def forward(self, x, positions, cache=None, pattern=None):
+        x = x + self.attn(self.norm1(x), positions, cache, pattern)
+        return x + self.mlp(self.norm2(x))
 
-        def forward(self, tokens, pos: int = 0, caches=None, pattern=None):
-            """tokens (B, t) at positions pos..pos+t-1 -> logits (B, t, vocab). Give caches *or* a pattern."""
-            if (caches is None) == (pattern is None):
-                raise ValueError("give exactly one of caches (decoding) or pattern (recomputation)")
-            if caches is not None and len(caches) != len(self.blocks):
-                raise ValueError(f"need one cache per layer ({len(self.blocks)}), got {len(caches)}")
-            positions = torch.arange(pos, pos + tokens.shape[1])  # (t,) original token indices
-            x = self.embed(tokens)  # (B, t, D)
-            for layer, block in enumerate(self.blocks):
-                x = block(x, positions, None if caches is None else caches[layer], pattern)
-            return self.head(self.norm(x))  # (B, t, V)
 
-        def make_caches(self, kind: str, *, batch: int = 1, **kwargs):
-            """One cache per layer, in the model's dtype; kwargs as for make_cache (max_tokens, window, num_sinks)."""
-            dtype = self.head.weight.dtype
-            return [make_cache(kind, num_kv_heads=self.cfg.n_kv_head, head_dim=self.cfg.head_dim,
-                               batch=batch, dtype=dtype, **kwargs) for _ in self.blocks]
+class TinyDecoder(nn.Module):
+    """Token embedding -> n_layer blocks (RMSNorm, GQA attention with RoPE, MLP) -> logits."""
 
-    return TinyDecoder
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.norm = nn.RMSNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+
+    def forward(self, tokens, pos: int = 0, caches=None, pattern=None):
+        """tokens (B, t) at positions pos..pos+t-1 -> logits (B, t, vocab). Give caches *or* a pattern."""
+        if (caches is None) == (pattern is None):
+            raise ValueError("give exactly one of caches (decoding) or pattern (recomputation)")
+        if caches is not None and len(caches) != len(self.blocks):
+            raise ValueError(f"need one cache per layer ({len(self.blocks)}), got {len(caches)}")
+        positions = torch.arange(pos, pos + tokens.shape[1])  # (t,) original token indices
+        x = self.embed(tokens)  # (B, t, D)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, positions, None if caches is None else caches[layer], pattern)
+        return self.head(self.norm(x))  # (B, t, V)
+
+    def make_caches(self, kind: str, *, batch: int = 1, **kwargs):
+        """One cache per layer, in the model's dtype; kwargs as for make_cache (max_tokens, window, num_sinks)."""
+        dtype = self.head.weight.dtype
+        return [make_cache(kind, num_kv_heads=self.cfg.n_kv_head, head_dim=self.cfg.head_dim,
+                           batch=batch, dtype=dtype, **kwargs) for _ in self.blocks]
 
 
 def tiny_decoder(cfg: DecoderConfig | None = None, seed: int = 0, dtype=None):
     """A TinyDecoder with seeded random weights, in eval mode."""
-    import torch
-
     torch.manual_seed(check_int("seed", seed))
-    model = _modules()(cfg or DecoderConfig()).eval()
+    model = TinyDecoder(cfg or DecoderConfig()).eval()
     return model if dtype is None else model.to(dtype)
 
 
@@ -137,16 +135,12 @@ def tiny_decoder(cfg: DecoderConfig | None = None, seed: int = 0, dtype=None):
 # --------------------------------------------------------------------------------------------------------------
 def recompute_logits(model, tokens, pattern):
     """Logits (B, n, V) of the whole sequence at once, attention masked by pattern.mask(n)."""
-    import torch
-
     with torch.inference_mode():
         return model(tokens, pos=0, pattern=pattern)
 
 
 def prefill(model, tokens, caches, chunk: int = 64):
     """Feed a prompt (B, n) through the caches `chunk` tokens at a time; returns its logits (B, n, V)."""
-    import torch
-
     chunk = check_int("chunk", chunk, minimum=1)
     out = []
     with torch.inference_mode():
@@ -161,8 +155,6 @@ def generate(model, prompt, steps: int, caches, chunk: int = 64):
 
     Returns (tokens (B, n + steps) fed to the model, logits (B, n + steps, V) one row per fed token).
     """
-    import torch
-
     steps = check_int("steps", steps, minimum=0)
     logits = [prefill(model, prompt, caches, chunk)]
     tokens = [prompt]
@@ -176,8 +168,6 @@ def generate(model, prompt, steps: int, caches, chunk: int = 64):
 
 def random_tokens(batch: int, n: int, vocab_size: int, seed: int = 0):
     """(batch, n) int64 tokens drawn with a seeded generator."""
-    import torch
-
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, vocab_size, (batch, n), generator=g)
 
@@ -192,8 +182,6 @@ def measure_decode(model, kind: str, context: int, steps: int = 16, window: int 
     fill="model" prefills random tokens through the model (O(context²) for the full cache); fill="random" writes
     random keys and values straight into the caches: a decode step costs the same whatever the cache holds.
     """
-    import torch
-
     context = check_int("context", context, minimum=1)
     kwargs = {"full": dict(max_tokens=context + steps), "rolling": dict(window=window),
               "sinks": dict(window=window, num_sinks=num_sinks)}[kind]
@@ -213,8 +201,6 @@ def measure_decode(model, kind: str, context: int, steps: int = 16, window: int 
 
 def _fill(model, caches, context: int, fill: str, chunk: int, seed: int) -> None:
     """Put `context` tokens into the caches, through the model or as random keys/values."""
-    import torch
-
     c0 = caches[0]
     if fill == "model":
         prefill(model, random_tokens(c0.batch, context, model.cfg.vocab_size, seed=seed), caches, chunk)

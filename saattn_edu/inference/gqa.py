@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from ..patterns.base import check_int
 
 
@@ -46,8 +48,6 @@ def grouped_attention(q, k, v, mask=None, scale=None):
 
     Rows whose mask is all False return 0 (never NaN). Returns (B, H, t, d).
     """
-    import torch
-
     B, H, t, d = q.shape
     if k.shape != v.shape:
         raise ValueError(f"k and v must have the same shape, got {tuple(k.shape)} and {tuple(v.shape)}")

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import abc
 
+import torch
+
 from ..patterns.base import check_int
 from .quantized import buffer_nbytes, make_buffer
 
@@ -29,8 +31,6 @@ class KVCache(abc.ABC):
 
     def __init__(self, num_kv_heads: int, head_dim: int, capacity: int, batch: int = 1, dtype=None,
                  quant: str | None = None):
-        import torch
-
         self.num_kv_heads = check_int("num_kv_heads", num_kv_heads, minimum=1)
         self.head_dim = check_int("head_dim", head_dim, minimum=1)
         self.batch = check_int("batch", batch, minimum=1)
@@ -76,8 +76,6 @@ class KVCache(abc.ABC):
 
     def update(self, k, v, pos: int | None = None):
         """Attend-then-store: returns (keys, values, key_pos) = held tokens + the new chunk; then writes it."""
-        import torch
-
         pos = self.next_pos if pos is None else pos
         self._check(k, v, pos)
         old_k, old_v, old_pos = self.read()
@@ -127,7 +125,8 @@ class KVCache(abc.ABC):
                 f"(call reset() to start a new sequence)"
             )
         if pos > self.next_pos:
-            raise ValueError(f"pos={pos} skips positions {self.next_pos}..{pos - 1}: the next position is {self.next_pos}")
+            raise ValueError(f"pos={pos} skips positions {self.next_pos}..{pos - 1}: "
+                             f"the next position is {self.next_pos}")
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self._describe()}, num_kv_heads={self.num_kv_heads}, "
@@ -152,14 +151,10 @@ class FullCache(KVCache):
         return positions
 
     def held_positions(self, next_pos):
-        import torch
-
         return torch.arange(next_pos)
 
     def read(self):
         """Slots are positions: the held tokens are a slice, read without a gather."""
-        import torch
-
         m = self.next_pos
         return self.k[:, :, :m], self.v[:, :, :m], torch.arange(m)
 
@@ -201,8 +196,6 @@ class RollingCache(KVCache):
         return positions % self.window
 
     def held_positions(self, next_pos):
-        import torch
-
         return torch.arange(max(0, next_pos - self.window), next_pos)  # the last W tokens
 
     @property
@@ -225,15 +218,11 @@ class SinkCache(KVCache):
         super().__init__(num_kv_heads, head_dim, self.num_sinks + self.window, batch, dtype, quant)
 
     def slot_of(self, positions):
-        import torch
-
         S = self.num_sinks
         rolling = S + (positions - S) % self.window  # slots S .. S+W-1 roll like RollingCache
         return torch.where(positions < S, positions, rolling)
 
     def held_positions(self, next_pos):
-        import torch
-
         S = self.num_sinks
         sinks = torch.arange(min(S, next_pos))
         lo = max(S, next_pos - self.window)

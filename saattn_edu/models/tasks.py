@@ -14,8 +14,9 @@ import abc
 from importlib import resources
 
 import numpy as np
+import torch
 
-from ..patterns.base import check_int
+from ..patterns.base import ParamsRepr, check_int
 
 IGNORE = -100
 FILLER, QUERY = 0, 1  # token ids shared by the synthetic tasks
@@ -47,16 +48,14 @@ class Task(abc.ABC):
 
     def batch(self, batch_size: int, seed: int):
         """(x, y) int64 torch tensors (B, n) drawn from np.random.default_rng(seed)."""
-        import torch
-
         x, y = self.sample(check_int("batch_size", batch_size, minimum=1), np.random.default_rng(seed))
         return torch.as_tensor(x), torch.as_tensor(y)
 
     def _params(self) -> dict:
+        """Constructor arguments, in order (for the repr)."""
         return {"seq_len": self.seq_len}
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in self._params().items()) + ")"
+    __repr__ = ParamsRepr.__repr__  # the patterns' repr, `Name(arg=value, ...)`; equality stays identity
 
 
 class NeedleRetrieval(Task):

@@ -68,8 +68,11 @@ def _controls():
     import ipywidgets as W
 
     style = {"description_width": "110px"}
-    slider = lambda desc, value, lo, hi, step=1: W.IntSlider(value=value, min=lo, max=hi, step=step,
-                                                            description=desc, style=style, continuous_update=False)
+
+    def slider(desc, value, lo, hi, step=1):
+        return W.IntSlider(value=value, min=lo, max=hi, step=step, description=desc, style=style,
+                           continuous_update=False)
+
     return {
         "pattern": W.Dropdown(options=available_patterns(), value="Longformer" if "Longformer" in available_patterns()
                               else "SlidingWindow", description="pattern", style=style),
