@@ -39,13 +39,14 @@ def sparse_attention(q, k, v, pattern_or_csr, scale=None):
             raise TypeError(f"pattern_or_csr must be a Pattern or a CSR, got {type(pattern_or_csr).__name__}")
         return np.zeros((*q.shape[:-1], v.shape[-1]), dtype=out_dtype)
     if isinstance(pattern_or_csr, Pattern):
+        from .plan import plan
+        from .structured import structured_attention
+
         n = check_square(n_q, n_k, "pattern_or_csr")
         pattern_or_csr._prepare(n)
-        band = pattern_or_csr.band(n)
-        if band is not None and _NARROW * (band[0] + band[1] + 1) < n:
-            return _band_attention(q, k, v, pattern_or_csr, scale, band).astype(out_dtype, copy=False)
-        csr = pattern_or_csr.neighbors(n)
-    elif isinstance(pattern_or_csr, CSR):
+        out = structured_attention(*flat3(q, k, v), plan(pattern_or_csr, n), scale)  # (B, n, dv)
+        return out.reshape(*q.shape[:-1], v.shape[-1]).astype(out_dtype, copy=False)
+    if isinstance(pattern_or_csr, CSR):
         csr = check_csr(pattern_or_csr, n_q, n_k)
     else:
         raise TypeError(f"pattern_or_csr must be a Pattern or a CSR, got {type(pattern_or_csr).__name__}")
@@ -100,7 +101,7 @@ def band_block_size(left: int, right: int) -> int:
 
 def _band_attention(q, k, v, pattern, scale: float, band, block: int | None = None):
     """Band path of `sparse_attention`; `band` = (left, right) reach of `pattern` for this n."""
-    lead, (n, d), dv = q.shape[:-2], q.shape[-2:], v.shape[-1]
+    lead, n, dv = q.shape[:-2], q.shape[-2], v.shape[-1]
     left, right = int(band[0]), int(band[1])
     b = block or band_block_size(left, right)
     width = b + left + right  # keys seen by one query block
