@@ -23,7 +23,7 @@ class Band(NamedTuple):
     left: int
     right: int
     step: int
-    rule: Callable
+    rule: Callable | None  # None: every pair of the band (a mask computed once per chunk, not per pair)
 
 
 class Tiles(NamedTuple):
@@ -63,7 +63,7 @@ def with_rule(piece, rule: Callable):
         old = piece.rule
         return Pairs(piece.csr, rule if old is None else (lambda i, j: old(i, j) & rule(i, j)))
     old = piece.rule
-    both = lambda i, j: old(i, j) & rule(i, j)  # noqa: E731
+    both = rule if old is None else (lambda i, j: old(i, j) & rule(i, j))
     return piece._replace(rule=both, full=None) if isinstance(piece, Tiles) else piece._replace(rule=both)
 
 

@@ -49,9 +49,8 @@ def _everything(i, j):
 def band_piece(n: int, left: int, right: int):
     """Keys i - left .. i + right (clipped): a band when narrow, tiles of the range when wide."""
     left, right = min(left, max(n - 1, 0)), min(right, max(n - 1, 0))
-    rule = lambda i, j: (j - i >= -left) & (j - i <= right)  # noqa: E731
     if _NARROW * (left + right + 1) < n:
-        return Band(left, right, 1, rule)
+        return Band(left, right, 1, None)
     i = np.arange(n, dtype=np.int64)
     return range_tiles(n, np.maximum(0, i - left), np.minimum(n, i + right + 1))
 
@@ -106,7 +105,7 @@ def _dilated(p, n):
         return [band_piece(n, *p._steps())]
     left, right = p._steps()
     if n // d >= 16 and _NARROW * (left + right + 1) < n // d:  # residue classes of d: each a plain band
-        return [Band(left, right, d, _rule_of(p, n))]
+        return [Band(left, right, d, None)]  # within a class, the window is exactly a band
     return [Pairs(p.neighbors(n), None)]
 
 

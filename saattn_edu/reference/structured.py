@@ -69,10 +69,10 @@ def _run_band(q3, k3, v3, band: Band, scale, state, assign):
         r, g0, g1 = job
         views = q3[:, r::step], k3[:, r::step], v3[:, r::step]
 
-        def rule(a, c):
+        def rule(a, c):  # the piece's rule reads original positions
             return band.rule(r + step * a, r + step * c)
 
-        o, m, l = _band_chunk(*views, rule, scale, g0, g1, b, band.left, width)
+        o, m, l = _band_chunk(*views, None if band.rule is None else rule, scale, g0, g1, b, band.left, width)
         lo = g0 * b
         state.merge(slice(r + step * lo, r + step * (lo + o.shape[1]), step), o, m, l, assign)
 
@@ -91,7 +91,10 @@ def _band_chunk(qs, ks, vs, rule, scale, g0, g1, b, left, width):
     starts = np.arange(q_lo, g1 * b, b, dtype=np.int64)[:, None, None]  # (g, 1, 1)
     rows = starts + np.arange(b)[:, None]  # (g, b, 1) class positions
     cols = starts - left + np.arange(width)  # (g, 1, width)
-    allowed = np.asarray(rule(rows, cols), dtype=bool)
+    offset = np.arange(width) - np.arange(b)[:, None]  # (b, width): key slot - query slot, the same in every block
+    allowed = (offset >= 0) & (offset <= width - b)  # the band itself: keys i - left .. i + right
+    if rule is not None:
+        allowed = allowed & np.asarray(rule(rows, cols), dtype=bool)
     if k_lo < 0 or k_hi > n or g1 * b > n:  # padding at the class ends never attends
         allowed = allowed & (rows < n) & (cols >= 0) & (cols < n)
     o, m, l = tile_partials(qc, kt, vt, allowed, scale)  # (B, g, b, dv), (B, g, b)
