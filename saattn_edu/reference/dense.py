@@ -1,7 +1,6 @@
 """Dense attention: the O(n²) ground truth every sparse path is checked against."""
 from __future__ import annotations
 
-
 from ..patterns.base import Pattern
 from ._inputs import check_qkv, check_scale, resolve_mask
 from ._softmax import exp_shifted, safe_divide, scores, weigh_values
