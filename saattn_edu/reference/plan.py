@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..patterns import (AttentionSinks, Axial2D, BlockSparse, Causal, Dense, DilatedWindow, Fixed, GlobalTokens,
+from ..patterns import (AttentionSinks, Axial2D, BigBird, BlockSparse, Causal, Dense, DilatedWindow, Fixed, GlobalTokens,
                         Intersection, Local2D, Longformer, SlidingWindow, Strided, Union)
 from ..patterns.base import lookup
 from ..patterns.rows import run, segments_csr
@@ -211,6 +211,18 @@ def _axial2d(p, n):
     return [row, Pairs(segments_csr(n, [run(x, y, w), run((y + 1) * w + x, h - 1 - y, w)]), None)]
 
 
+def _bigbird(p, n):
+    """BigBird's `block_table` is its exact layout (a test against the mask guards this): every tile of it is full,
+    except, when causal, the diagonal tiles (j <= i inside them) and the short last block."""
+    if p.block < 16:
+        return [Pairs(p.neighbors(n), None)]
+    tiles = layout_tiles(n, p.block_table(n), p.block, True, (lambda i, j: j <= i) if p.causal else _everything)
+    if p.causal:
+        qb = np.repeat(np.arange(len(tiles.indptr) - 1), np.diff(tiles.indptr))
+        tiles = tiles._replace(full=tiles.full & (tiles.kblocks != qb))
+    return [tiles]
+
+
 def _block_sparse(p, n):
     p._prepare(n)
     if p.block < 16:
@@ -222,6 +234,6 @@ _PLANNERS = [
     (Union, _union), (Intersection, _intersection), (Dense, _dense), (Causal, _causal),
     (SlidingWindow, _sliding), (DilatedWindow, _dilated), (GlobalTokens, _global), (Longformer, _longformer),
     (Strided, _strided), (Fixed, _fixed), (AttentionSinks, _sinks), (Local2D, _local2d), (Axial2D, _axial2d),
-    (BlockSparse, _block_sparse),
+    (BlockSparse, _block_sparse), (BigBird, _bigbird),
 ]
 __all__ = ["plan", "band_piece", "Tiles"]
