@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..patterns import (AttentionSinks, Axial2D, BigBird, BlockSparse, Causal, Dense, DilatedWindow, Fixed, GlobalTokens,
-                        Intersection, Local2D, Longformer, SlidingWindow, Strided, Union)
+from ..patterns import (AttentionSinks, Axial2D, BigBird, BlockSparse, Causal, Dense, DilatedWindow, Fixed,
+                        GlobalTokens, Intersection, Local2D, Longformer, SlidingWindow, Strided, Union)
 from ..patterns.base import lookup
 from ..patterns.rows import run, segments_csr
 from .pieces import TILE, Band, Pairs, Tiles, padded, range_tiles, rect_tiles, tiles_from_runs, with_rule

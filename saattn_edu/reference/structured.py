@@ -17,7 +17,7 @@ from .pieces import Band, Pairs, Tiles
 from .sparse import _CHUNK_ELEMENTS, _for_each_chunk, _padded_rows, _row_chunks, band_block_size
 
 _KEYS_PER_ITEM = 4096  # keys one query block scores at once; longer tile rows are split over several waves
-_GATHER_PAIRS = 2**16  # pairs per gather chunk (times d numbers)
+_GATHER_PAIRS = 2**15  # pairs per gather chunk (times d numbers, up to 2x padding)
 
 
 class _State:
@@ -165,25 +165,25 @@ def _run_pairs(q3, k3, v3, piece: Pairs, scale, state, assign):
 
 
 def _gather_partials(q3, k3, v3, csr, scale, r0, r1):
-    """Rows r0..r1-1 over their listed keys only: segment max and sum with reduceat (no other key is read)."""
+    """Rows r0..r1-1 over their listed keys only, as small batched matmuls.
+
+    Rows are bucketed by length rounded up to a power of two and padded (padding masked): each bucket is one
+    (rows, 1, d) @ (rows, d, width) matmul, with no per-pair reduceat and at most 2x padding.
+    """
     batch, dv = len(q3), v3.shape[-1]
     o = np.zeros((batch, r1 - r0, dv), q3.dtype)
     m = np.full((batch, r1 - r0), -np.inf, q3.dtype)
     l = np.zeros((batch, r1 - r0), q3.dtype)
-    p0, p1 = int(csr.indptr[r0]), int(csr.indptr[r1])
-    if p1 == p0:
-        return o, m, l
     lengths = np.diff(csr.indptr[r0 : r1 + 1])
-    rows = np.flatnonzero(lengths)  # reduceat cannot express an empty segment
-    seg_start = csr.indptr[r0 + rows] - p0
-    seg_id = np.repeat(np.arange(len(rows)), lengths[rows])
-    keys = csr.indices[p0:p1]
-    qg = q3[:, r0 + rows] * q3.dtype.type(scale)  # (B, r, d)
-    s = np.einsum("bpd,bpd->bp", qg[:, seg_id], k3[:, keys])  # (B, P)
-    mx = np.maximum.reduceat(s, seg_start, axis=1)  # (B, r)
-    s -= mx[:, seg_id]
-    np.exp(s, out=s)
-    sums = np.add.reduceat(s, seg_start, axis=1)
-    o[:, rows] = np.add.reduceat(s[..., None] * v3[:, keys], seg_start, axis=1) / sums[..., None]
-    m[:, rows], l[:, rows] = mx, sums
+    widths = np.where(lengths > 0, 1 << np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64), 0)
+    for w in np.unique(widths[widths > 0]):
+        rows = np.flatnonzero(widths == w)  # (R,) rows of this bucket, within the chunk
+        slots = np.arange(w)
+        valid = slots < lengths[rows, None]  # (R, w) padding masked
+        pos = np.minimum(csr.indptr[r0 + rows, None] + slots, len(csr.indices) - 1)
+        keys = np.where(valid, csr.indices[pos], 0)  # (R, w)
+        qb = q3[:, r0 + rows, None, :]  # (B, R, 1, d)
+        kb, vb = np.take(k3, keys, axis=1), np.take(v3, keys, axis=1)  # (B, R, w, d): take beats fancy indexing
+        ob, mb, lb = tile_partials(qb, kb, vb, valid[:, None, :], scale)
+        o[:, rows], m[:, rows], l[:, rows] = ob[..., 0, :], mb[..., 0], lb[..., 0]
     return o, m, l
