@@ -131,13 +131,11 @@ def _strided(p, n):
     s = p.stride
     band = band_piece(n, s, 0 if p.causal else s)
 
-    def grid(i, j):
-        d = i - j
-        far = d > s if p.causal else abs(d) > s
-        return far & (d % s == 0)
+    def beyond_band(i, j):  # class tiles only pair positions of one residue: no modulo needed
+        return (i - j > s) if p.causal else (abs(i - j) > s)
 
     if n // s >= TILE:  # long residue classes: dense tiles of keys with one residue
-        return [band, class_tiles(n, s, 2, p.causal, grid)]
+        return [band, class_tiles(n, s, 2, p.causal, beyond_band)]
     i = np.arange(n, dtype=np.int64)
     runs = [run(i % s, i // s - 1, s)] + ([] if p.causal else [run(i + 2 * s, (n - 1 - i) // s - 1, s)])
     return [band, Pairs(segments_csr(n, runs), None)]
@@ -206,7 +204,7 @@ def _axial2d(p, n):
     w, h, i = p.width, p.height, np.arange(n, dtype=np.int64)
     row = range_tiles(n, i // w * w, i // w * w + w)
     if h >= TILE:
-        return [row, class_tiles(n, w, 1, False, lambda a, j: a // w != j // w)]
+        return [row, class_tiles(n, w, 1, False, lambda a, j: a != j)]  # one column: other rows are j != i
     y, x = i // w, i % w
     return [row, Pairs(segments_csr(n, [run(x, y, w), run((y + 1) * w + x, h - 1 - y, w)]), None)]
 

@@ -131,7 +131,8 @@ def _tiles_chunk(q3, k3, v3, t: Tiles, scale, state, qblocks, c, offset, assign)
     kcols = t.k_index[t.kblocks[pos][..., None] * bk + np.arange(bk)]  # (g, c, bk) key positions
     allowed = _tile_mask(t, pos, qrows, kcols)  # (g, bq, c·bk) or None (every pair allowed)
     keys = np.maximum(kcols, 0).reshape(g, c * bk)
-    o, m, l = tile_partials(q3[:, np.maximum(qrows, 0)], k3[:, keys], v3[:, keys], allowed, scale)
+    qt, kt, vt = (np.take(x, idx, axis=1) for x, idx in ((q3, np.maximum(qrows, 0)), (k3, keys), (v3, keys)))
+    o, m, l = tile_partials(qt, kt, vt, allowed, scale)  # np.take: faster than fancy indexing
     valid = qrows >= 0  # (g, bq)
     state.merge(qrows[valid], o[:, valid], m[:, valid], l[:, valid], assign)
 
