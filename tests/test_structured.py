@@ -141,3 +141,12 @@ def test_unseen_nan_never_reaches_a_query(data, name, where, bad):
     for path, out in list(numpy_paths(*args, p, n)) + list(torch_paths(*args, p)):
         np.testing.assert_allclose(out[..., blind, :], clean[..., blind, :], atol=1e-5, rtol=0, err_msg=path)
         assert np.all(out[..., empty, :] == 0), path
+
+
+@FAST
+@given(st.integers(1, 200), st.integers(1, 5), st.integers(0, 3), st.integers(0, 3), st.integers(0, 3), st.booleans())
+def test_bigbird_tiles_equal_dense(n, window, globals_, randoms, seed, causal):
+    p = P.BigBird(16, window, globals_, randoms, seed=seed, causal=causal)  # block >= 16: the tile path
+    q, k, v = qkv(n, seed=seed)
+    want = R.dense_attention(q, k, v, mask=p.mask(n))
+    np.testing.assert_allclose(R.sparse_attention(q, k, v, p), want, atol=FP32_TOL, rtol=0)

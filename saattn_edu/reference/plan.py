@@ -210,15 +210,35 @@ def _axial2d(p, n):
 
 
 def _bigbird(p, n):
-    """BigBird's `block_table` is its exact layout (a test against the mask guards this): every tile of it is full,
-    except, when causal, the diagonal tiles (j <= i inside them) and the short last block."""
+    """BigBird is decided per block: every tile of its layout is full, except, when causal, the diagonal tiles
+    (j <= i inside them) and the short last block. The tests against the mask guard the layout's exactness."""
     if p.block < 16:
         return [Pairs(p.neighbors(n), None)]
-    tiles = layout_tiles(n, p.block_table(n), p.block, True, (lambda i, j: j <= i) if p.causal else _everything)
-    if p.causal:
-        qb = np.repeat(np.arange(len(tiles.indptr) - 1), np.diff(tiles.indptr))
-        tiles = tiles._replace(full=tiles.full & (tiles.kblocks != qb))
-    return [tiles]
+    b, nb = p.block, -(-n // p.block)
+    indptr, kblocks = _bigbird_tile_rows(p, n, nb)
+    index = padded(np.arange(n, dtype=np.int64), b)
+    qb = np.repeat(np.arange(nb), np.diff(indptr))
+    full = (kblocks * b + b <= n) & ((kblocks != qb) if p.causal else True)
+    rule = (lambda i, j: j <= i) if p.causal else _everything
+    return [Tiles(index, index, b, b, indptr, kblocks, full, rule)]
+
+
+def _bigbird_tile_rows(p, n, nb):
+    """Column blocks of every row block in O(tiles), never the nb×nb table: global row blocks see every block,
+    the others the global blocks, their window of blocks and their random blocks (causal: those <= their own)."""
+    g, half = min(p.global_blocks, nb), min(p.window_blocks // 2, nb)
+    bi = np.arange(nb, dtype=np.int64)[:, None]
+    cand = np.concatenate([np.broadcast_to(np.arange(g), (nb, g)), bi + np.arange(-half, half + 1),
+                           p.random_blocks_for(n)], axis=1)  # (nb, W) with repeats and out-of-range blocks
+    top = bi if p.causal else nb - 1
+    cand = np.sort(np.where((cand >= 0) & (cand <= top), cand, nb), axis=1)  # invalid ones sort last, as nb
+    cand[:, 1:][cand[:, 1:] == cand[:, :-1]] = nb  # repeats dropped
+    cand = np.sort(cand, axis=1)
+    is_global = bi[:, 0] < g
+    count = np.where(is_global, 0, (cand < nb).sum(axis=1))
+    every = np.where(is_global, bi[:, 0] + 1 if p.causal else nb, 0)
+    csr = segments_csr(nb, [run(np.zeros(nb), every), run(bi[:, 0] * cand.shape[1], count, 1, cand.ravel())])
+    return csr.indptr, csr.indices.astype(np.int64)
 
 
 def _block_sparse(p, n):
