@@ -393,6 +393,19 @@ class Union(_Combination):
         self._prepare(n)
         return merge_rows([p.neighbors(n) for p in self.parts], keep_all=False)
 
+    def num_pairs(self, n) -> int:
+        """The largest part's count, plus each other part's pairs that no earlier part allows: no union CSR."""
+        from .rows import count_pairs
+
+        n = check_n(n)
+        self._prepare(n)
+        parts = sorted(self.parts, key=lambda p: -p.num_pairs(n))
+        total = parts[0].num_pairs(n)
+        for k, part in enumerate(parts[1:], start=1):
+            seen = parts[:k]
+            total += count_pairs(part.neighbors(n), lambda i, j, s=seen: ~Intersection._any_allow(s, i, j, n))
+        return total
+
     def block_layout(self, n, block):
         # "any pair in the block" distributes over a union: OR the parts' (possibly closed-form) layouts.
         n, block = check_n(n), check_block(block)
@@ -422,6 +435,13 @@ class Intersection(_Combination):
         sparsest = min(self.parts, key=lambda p: p.num_pairs(n))
         others = [p for p in self.parts if p is not sparsest]
         return filter_pairs(sparsest.neighbors(n), lambda i, j: self._all_allow(others, i, j, n))
+
+    @staticmethod
+    def _any_allow(parts, i, j, n):
+        out = np.zeros(np.broadcast_shapes(np.shape(i), np.shape(j)), dtype=bool)
+        for p in parts:
+            out |= np.asarray(p.allowed(i, j, n), dtype=bool)
+        return out
 
     @staticmethod
     def _all_allow(parts, i, j, n):

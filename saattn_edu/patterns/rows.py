@@ -124,3 +124,13 @@ def filter_pairs(csr, keep):
             yield np.bincount(rows[ok] - r0, minlength=r1 - r0), keys[ok]
 
     return CSR(*csr_from_rows(csr.n, chunks()))
+
+
+def count_pairs(csr, keep) -> int:
+    """How many pairs of `csr` pass `keep(rows, keys)`, chunk by chunk (no CSR is built)."""
+    total = 0
+    for r0, r1 in row_chunks(csr.indptr):
+        lo, hi = int(csr.indptr[r0]), int(csr.indptr[r1])
+        rows = np.repeat(np.arange(r0, r1, dtype=np.int64), np.diff(csr.indptr[r0 : r1 + 1]))
+        total += int(np.count_nonzero(keep(rows, csr.indices[lo:hi].astype(np.int64))))
+    return total
