@@ -73,7 +73,8 @@ def tile_partials(q, k, v, allowed, scale: float):
     """
     s = scores(q, k, scale)  # (..., r, c)
     m, l = exp_shifted(s, allowed)
-    out = safe_divide(weigh_values(s, v, allowed), l)  # (..., r, dv)
+    out = weigh_values(s, v, allowed)  # (..., r, dv)
+    out /= np.where(l > 0, l, 1)  # in place: empty rows (l == 0, out == 0) stay 0
     m, l = m[..., 0], l[..., 0]
     return out, np.where(l > 0, m, -np.inf), l
 

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..patterns.rows import filter_pairs
-from ._softmax import safe_divide, tile_partials
+from ._softmax import tile_partials
 from .pieces import Band, Pairs, Tiles
 from .sparse import _CHUNK_ELEMENTS, _for_each_chunk, _padded_rows, _row_chunks, band_block_size
 
@@ -38,7 +38,12 @@ class _State:
         shift = np.where(np.isneginf(top), 0, top)  # rows empty on both sides: weights 0, not nan
         w0, w1 = l0 * np.exp(m0 - shift), l * np.exp(m - shift)  # (B, R)
         total = w0 + w1
-        self.out[:, rows] = safe_divide(w0[..., None] * self.out[:, rows] + w1[..., None] * o, total[..., None])
+        keep = np.where(total > 0, total, 1)
+        old = self.out[:, rows]  # a view when rows is a slice: updated in place, two passes over (B, R, dv)
+        old *= (w0 / keep)[..., None]
+        old += (w1 / keep)[..., None] * o
+        if not isinstance(rows, slice):
+            self.out[:, rows] = old
         self.m[:, rows], self.l[:, rows] = top, total
 
 
@@ -134,7 +139,10 @@ def _tiles_chunk(q3, k3, v3, t: Tiles, scale, state, qblocks, c, offset, assign)
     qt, kt, vt = (np.take(x, idx, axis=1) for x, idx in ((q3, np.maximum(qrows, 0)), (k3, keys), (v3, keys)))
     o, m, l = tile_partials(qt, kt, vt, allowed, scale)  # np.take: faster than fancy indexing
     valid = qrows >= 0  # (g, bq)
-    state.merge(qrows[valid], o[:, valid], m[:, valid], l[:, valid], assign)
+    rows = qrows[valid]
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and np.all(np.diff(rows) == 1):
+        rows = slice(int(rows[0]), int(rows[-1]) + 1)  # consecutive query blocks: merge into a view
+    state.merge(rows, o[:, valid], m[:, valid], l[:, valid], assign)
 
 
 def _tile_mask(t: Tiles, pos, qrows, kcols):
