@@ -17,6 +17,7 @@ from .pieces import TILE, Band, Pairs, Tiles, padded, range_tiles, rect_tiles, t
 from .pieces import class_tiles, layout_tiles
 
 _NARROW = 4  # a band narrower than n / _NARROW runs as a band; wider ones as tiles of a range
+_TALL = 512  # query tile against a few key columns: tall tiles, few matmul calls
 
 
 def plan(pattern, n: int) -> list:
@@ -118,7 +119,7 @@ def _global(p, n):
     width = min(TILE, -(-len(g) // 8) * 8)
     rows = rect_tiles(g, everyone, True, _everything, bq=width)  # global rows see every key
     not_global = lambda i, j: ~lookup(p._is_global, i)  # noqa: E731  (global rows are done above)
-    return [rows, rect_tiles(everyone, g, False, not_global, bk=width)]
+    return [rows, rect_tiles(everyone, g, False, not_global, bq=_TALL, bk=width)]
 
 
 def _longformer(p, n):
@@ -184,8 +185,8 @@ def _sinks(p, n):
     if p.num_sinks < TILE:  # a thin column of tiles, as wide as the sinks
         sinks = np.arange(min(p.num_sinks, n), dtype=np.int64)
         width = -(-len(sinks) // 8) * 8
-        return [band, rect_tiles(i, sinks, False, lambda a, j: j < np.minimum(p.num_sinks, a - p.window + 1),
-                                 bk=width)]
+        seen = lambda a, j: j < np.minimum(p.num_sinks, a - p.window + 1)  # noqa: E731  (left of the window)
+        return [band, rect_tiles(i, sinks, False, seen, bq=_TALL, bk=width)]
     return [band, range_tiles(n, np.zeros(n), hi)]
 
 
