@@ -1,17 +1,18 @@
-"""CPU benchmark of the NumPy references: sliding-window sparse attention against dense attention.
+"""CPU benchmark of the NumPy references: `R.sparse_attention` for every pattern family from 16k to 1M tokens.
 
-    python benchmarks/cpu_reference.py                 # n = 4k..64k, dense up to 16k, then n = 1,000,000
-    python benchmarks/cpu_reference.py --big 0         # skip the million-token run
-    taskset -c 0,1 python benchmarks/cpu_reference.py  # as on a 2-core machine
+    python benchmarks/cpu_reference.py                       # every family, n = 16k, 64k, 256k, 1M; 60 s a point
+    python benchmarks/cpu_reference.py --families window bigbird --ns 16384 65536
+    python benchmarks/cpu_reference.py --dense 16384         # also dense_attention at n <= 16k, for the ratio
+    taskset -c 0,1 python benchmarks/cpu_reference.py        # as on a 2-core machine
 
-With threadpoolctl installed, sparse_attention runs one chunk per core (BLAS limited to one thread each);
-without it, chunks run one after the other and BLAS alone uses the cores (about 2x slower on 2 cores).
-
-Prints a table (n, dense s, sparse s, ratio, peak MB) and the fitted log-log slope of the sparse times, then the
-million-token run, measured in a fresh process so its peak memory (tracemalloc: NumPy buffers including q, k, v
-and the output; ru_maxrss: the whole process) is not inflated by the dense runs before it. What it shows:
-- dense_attention grows as n² in time and memory (it materialises the n×n scores);
-- sparse_attention with a window grows linearly (slope ≈ 1) and handles a million tokens in bounded memory.
+Every point runs in a fresh process with a time limit (a point that runs out prints "> limit" and the larger n
+of that family are skipped), so one slow point neither inflates the next one's memory nor stalls the table.
+Columns: seconds of one call (inputs drawn before the clock starts; fresh standard-normal fp32, never zeros),
+pairs/s = num_pairs(n) / seconds (and per CPU-second: the process's CPU time over both cores, which a busy
+machine does not inflate), and the peak memory of the whole process (ru_maxrss: inputs, output and
+everything NumPy allocated). The last column is the fitted log-log slope of time against n over the points that
+finished. Sparse Transformer's strided and fixed patterns have O(n²/stride) pairs (every row sees every stride-th
+key, or every summary key), so their time grows with slope ~1.5-2 whatever the kernel: pairs/s is their measure.
 """
 from __future__ import annotations
 
@@ -22,14 +23,26 @@ import resource
 import subprocess
 import sys
 import time
-import tracemalloc
 
 import numpy as np
 
 from saattn_edu import patterns as P
 from saattn_edu import reference as R
-from saattn_edu.complexity import fit_power_law, time_fn
+from saattn_edu.complexity import fit_power_law
 from saattn_edu.reference.sparse import _blas_limiter
+
+FAMILIES = {  # the issue's table, one pattern per family
+    "window": lambda: P.SlidingWindow(256, causal=True),
+    "window+global": lambda: P.SlidingWindow(256, causal=True) | P.GlobalTokens([0]),
+    "longformer": lambda: P.Longformer(512, global_indices=[0, 1, 2, 3]),
+    "bigbird": lambda: P.BigBird(block=64, window_blocks=3, global_blocks=2, random_blocks=3),
+    "strided": lambda: P.Strided(256),
+    "fixed": lambda: P.Fixed(256, 32),
+    "sinks": lambda: P.AttentionSinks(4, 256),
+    "dilated": lambda: P.DilatedWindow(128, 4, causal=True),
+    "random": lambda: P.RandomPattern(8, seed=0),
+}
+DEFAULT_FAMILIES = list(FAMILIES)
 
 
 def make_inputs(n: int, d: int, seed: int = 0):
@@ -38,85 +51,92 @@ def make_inputs(n: int, d: int, seed: int = 0):
     return tuple(rng.standard_normal((n, d), dtype=np.float32) for _ in range(3))
 
 
-def sparse_peak_mb(q, k, v, pattern) -> float:
-    """Peak NumPy memory of one sparse call beyond its inputs (tracemalloc), in MB."""
-    tracemalloc.start()
-    R.sparse_attention(q, k, v, pattern)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return peak / 1e6
+def one_point(family: str, n: int, d: int, dense: bool) -> dict:
+    """Time one sparse_attention call (and optionally dense_attention) at length n, in this process."""
+    pattern = FAMILIES[family]()
+    R.sparse_attention(*make_inputs(4096, d, seed=1), pattern)  # warm-up: imports, thread pool, BLAS init
+    q, k, v = make_inputs(n, d)
+    start, cpu = time.perf_counter(), time.process_time()
+    out = R.dense_attention(q, k, v, mask=pattern.mask(n)) if dense else R.sparse_attention(q, k, v, pattern)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    assert np.isfinite(out).all()
+    pairs = pattern.num_pairs(n)
+    maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
+    return {"family": family, "n": n, "seconds": seconds, "cpu_seconds": cpu, "pairs": pairs,
+            "maxrss_mb": maxrss_kb / 1e3}
 
 
-def sweep(ns, dense_max: int, pattern, d: int, repeats: int):
-    """One row per n: dense and sparse medians (s), their ratio and the sparse call's peak memory."""
+def point_in_subprocess(family: str, n: int, args, dense: bool = False):
+    """One point in a fresh process; None when it runs past the time limit."""
+    cmd = [sys.executable, __file__, "--one", family, str(n), "--d", str(args.d)] + (["--dense-one"] if dense else [])
+    try:
+        result = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=args.limit)
+    except subprocess.TimeoutExpired:
+        return None
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def family_rows(family: str, args):
+    """Points of one family in increasing n, stopping at the first that runs out of time."""
     rows = []
-    for n in ns:
-        q, k, v = make_inputs(n, d)
-        sparse = time_fn(R.sparse_attention, q, k, v, pattern, warmup=1, repeats=repeats).median
-        dense = None
-        if n <= dense_max:
-            dense = time_fn(R.dense_attention, q, k, v, warmup=0, repeats=max(1, repeats // 2)).median
-        rows.append({"n": n, "dense_s": dense, "sparse_s": sparse, "peak_mb": sparse_peak_mb(q, k, v, pattern)})
-        print(_row(rows[-1]), flush=True)
+    for n in args.ns:
+        r = point_in_subprocess(family, n, args)
+        rows.append(r or {"family": family, "n": n, "seconds": None})
+        if r is None:
+            break
     return rows
 
 
-def _row(r) -> str:
-    dense = f"{r['dense_s']:10.3f}" if r["dense_s"] is not None else f"{'-':>10}"
-    ratio = f"{r['dense_s'] / r['sparse_s']:8.1f}x" if r["dense_s"] is not None else f"{'-':>9}"
-    return f"{r['n']:>9,} {dense} {r['sparse_s']:10.3f} {ratio} {r['peak_mb']:9.1f}"
+def _cell(r) -> str:
+    if r is None:
+        return "—"
+    if r["seconds"] is None:
+        return "> limit"
+    rate, per_cpu = r["pairs"] / r["seconds"] / 1e6, r["pairs"] / max(r["cpu_seconds"], 1e-9) / 1e6
+    return f"{r['seconds']:.2f} s, {rate:.0f} M/s ({per_cpu:.0f} per CPU-s), {r['maxrss_mb']:.0f} MB"
 
 
-def one_big_run(n: int, d: int, window: int, causal: bool) -> dict:
-    """Time one sparse call at length n, with peak memory including the inputs and output."""
-    tracemalloc.start()
-    q, k, v = make_inputs(n, d)
-    start = time.perf_counter()
-    out = R.sparse_attention(q, k, v, P.SlidingWindow(window, causal=causal))
-    seconds = time.perf_counter() - start
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    assert np.isfinite(out).all()
-    maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
-    return {"n": n, "seconds": seconds, "tracemalloc_peak_mb": peak / 1e6, "maxrss_mb": maxrss_kb / 1e3}
-
-
-def big_run_in_subprocess(args) -> dict:
-    cmd = [sys.executable, __file__, "--one", str(args.big), "--d", str(args.d), "--window", str(args.window)]
-    cmd += ["--causal"] if args.causal else []
-    result = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def print_table(table: dict, ns) -> None:
+    print("| pattern | " + " | ".join(f"n = {n:,}" for n in ns) + " | slope |")
+    print("|---|" + "---|" * (len(ns) + 1))
+    for family, rows in table.items():
+        by_n = {r["n"]: r for r in rows}
+        done = [r for r in rows if r["seconds"] is not None]
+        slope = f"{fit_power_law([r['n'] for r in done], [r['seconds'] for r in done])[0]:.2f}" if len(done) > 1 \
+            else "—"
+        cells = " | ".join(_cell(by_n.get(n)) for n in ns)
+        print(f"| `{FAMILIES[family]()!r}` | {cells} | {slope} |", flush=True)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ns", type=int, nargs="+", default=[4096, 8192, 16384, 32768, 65536])
-    parser.add_argument("--dense-max", type=int, default=16384, help="largest n timed with dense_attention")
-    parser.add_argument("--window", type=int, default=256)
-    parser.add_argument("--causal", action="store_true", help="causal window (0 <= i-j < window)")
+    parser.add_argument("--ns", type=int, nargs="+", default=[16384, 65536, 262144, 1048576])
+    parser.add_argument("--families", nargs="+", default=DEFAULT_FAMILIES, choices=sorted(FAMILIES))
     parser.add_argument("--d", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--big", type=int, default=1_000_000, help="length of the single long run (0: skip)")
-    parser.add_argument("--one", type=int, default=0, help=argparse.SUPPRESS)  # internal: the long run itself
+    parser.add_argument("--limit", type=float, default=60.0, help="seconds per point (each in its own process)")
+    parser.add_argument("--dense", type=int, default=0, help="also time dense_attention for n <= this")
+    parser.add_argument("--json", default="", help="write the rows to this file")
+    parser.add_argument("--one", nargs=2, default=None, help=argparse.SUPPRESS)  # internal: one point
+    parser.add_argument("--dense-one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(one_big_run(args.one, args.d, args.window, args.causal)))
+        print(json.dumps(one_point(args.one[0], int(args.one[1]), args.d, args.dense_one)))
         return
-    pattern = P.SlidingWindow(args.window, causal=args.causal)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = "threads per core" if _blas_limiter() is not None else "one thread (no threadpoolctl)"
-    print(f"{pattern}, d={args.d}, fp32, {cores} cores, sparse in {threads}, median of {args.repeats} runs")
-    print(f"{'n':>9} {'dense s':>10} {'sparse s':>10} {'ratio':>9} {'peak MB':>9}")
-    rows = sweep(args.ns, args.dense_max, pattern, args.d, args.repeats)
-    slope, const = fit_power_law([r["n"] for r in rows], [r["sparse_s"] for r in rows])
-    span = f"n = {rows[0]['n']:,}..{rows[-1]['n']:,}"
-    print(f"fitted sparse slope (log-log, {span}): {slope:.3f}  (t ≈ {const:.3g}·n^{slope:.2f})")
-    if args.big:
-        big = big_run_in_subprocess(args)
-        print(
-            f"n = {big['n']:,}: sparse {big['seconds']:.2f} s, peak {big['tracemalloc_peak_mb']:.0f} MB "
-            f"(tracemalloc, incl. q, k, v, out), max RSS {big['maxrss_mb']:.0f} MB"
-        )
+    threads = "one thread per core" if _blas_limiter() is not None else "one thread (no threadpoolctl)"
+    print(f"R.sparse_attention, d={args.d}, fp32, {cores} cores, {threads}, one process per point, "
+          f"{args.limit:.0f} s limit; cells: time, pairs/s (per CPU-second), peak RSS")
+    table = {}
+    for family in args.families:
+        table[family] = family_rows(family, args)
+        print(f"  {family}: " + ", ".join(f"{r['n']}: {_cell(r)}" for r in table[family]), flush=True)
+    print_table(table, args.ns)
+    for n in (n for n in args.ns if n <= args.dense):
+        r = point_in_subprocess("window", n, args, dense=True)
+        print(f"dense_attention at n = {n:,}: {_cell(r)}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(table, f, indent=1)
 
 
 if __name__ == "__main__":

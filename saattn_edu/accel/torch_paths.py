@@ -51,8 +51,30 @@ def masked_sdpa(q, k, v, pattern, scale=None):
     empty = ~mask.any(-1)  # rows with no allowed key: SDPA would give NaN, the course's contract says 0
     if bool(empty.any()):
         mask = mask | empty[:, None]
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    if not (bool(torch.isfinite(k).all()) and bool(torch.isfinite(v).all())):
+        out = _masked_explicit(q, k, v, mask, scale)  # SDPA would leak masked NaN/inf keys and values
+    else:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
     return out.masked_fill(empty[:, None], 0.0) if bool(empty.any()) else out
+
+
+def _masked_explicit(q, k, v, mask, scale=None):
+    """Masked softmax attention where a masked key or value cannot reach a query, even as NaN or inf.
+
+    SDPA adds -inf to masked logits (NaN + -inf = NaN) and multiplies masked values by 0 (0 · NaN = NaN).
+    Here masked logits are replaced, not added to, and non-finite value rows only enter where allowed.
+    """
+    import torch
+
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    s = (q @ k.transpose(-1, -2) * scale).masked_fill(~mask, float("-inf"))  # (..., n, n)
+    p = torch.softmax(s, dim=-1)
+    bad = ~torch.isfinite(v).all(-1)  # (..., n) value rows holding a NaN or inf
+    out = p @ torch.where(bad[..., None], torch.zeros_like(v), v)
+    for j in torch.nonzero(bad.reshape(-1, bad.shape[-1]).any(0)).flatten().tolist():
+        v_j = torch.where(bad[..., j, None], v[..., j, :], torch.zeros_like(v[..., j, :]))  # (..., d)
+        out = out + torch.where(mask[:, j, None], p[..., :, j, None] * v_j[..., None, :], torch.zeros_like(out))
+    return out
 
 
 def _csr_tensors(pattern, n: int, device):

@@ -297,6 +297,42 @@ class Pattern(ParamsRepr, abc.ABC):
 
 
 
+def csr_from_block_layout(layout, block: int, n: int, causal: bool = False) -> CSR:
+    """Token-level CSR of a block layout in O(nnz): row i sees every key of the blocks `layout[i // block]` is
+    True on (the last block may be short), and with `causal` only the keys j <= i.
+
+    layout: (ceil(n / block), ceil(n / block)) booleans. Each row block's keys are laid out once (O(nnz / block));
+    every row then reads a prefix of its block's list (`rows.segments_csr`), so no n×n array is ever built.
+    """
+    from .rows import run, segments_csr
+
+    n, block = check_n(n), check_block(block)
+    layout = np.asarray(layout, dtype=bool)
+    nb = math.ceil(n / block)
+    if layout.shape != (nb, nb):
+        raise ValueError(f"layout must have shape (ceil(n/block),)*2 = {(nb, nb)} for n={n}, block={block}, "
+                         f"got {layout.shape}")
+    rb, cb = np.nonzero(layout)  # (tiles,) row-major: each row block's column blocks ascending
+    sizes = np.minimum(block, n - block * np.arange(nb, dtype=np.int64))  # (nb,) keys per column block
+    tile_keys = sizes[cb]
+    table = np.repeat(cb * block, tile_keys) + _ranks(tile_keys)  # every row block's keys, ascending
+    start = np.zeros(nb + 1, dtype=np.int64)  # row block rb's keys are table[start[rb]:start[rb + 1]]
+    np.cumsum(np.bincount(rb, weights=tile_keys, minlength=nb).astype(np.int64), out=start[1:])
+    i = np.arange(n, dtype=np.int64)
+    own = i // block
+    count = start[own + 1] - start[own]
+    if causal:  # earlier column blocks in full, the own block up to i, later blocks not at all
+        before = np.bincount(rb, weights=np.where(cb < rb, tile_keys, 0), minlength=nb).astype(np.int64)
+        count = before[own] + np.where(layout[own, own], i - own * block + 1, 0)
+    return segments_csr(n, [run(start[own], count, 1, table)])
+
+
+def _ranks(lengths: np.ndarray) -> np.ndarray:
+    """0, 1, ..., len-1 for every length, concatenated: the position of each element within its group."""
+    total = int(lengths.sum())
+    return np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
+
 def layout_from_csr(csr: CSR, block: int) -> np.ndarray:
     """Block layout from neighbour lists, one row block at a time (no n×n array)."""
     n = csr.n
@@ -349,6 +385,27 @@ class Union(_Combination):
             return None
         return max(b[0] for b in bands), max(b[1] for b in bands)
 
+    def neighbors(self, n) -> CSR:
+        """The parts' sorted rows merged (O(nnz log parts)); never the rule over every pair."""
+        from .rows import merge_rows
+
+        n = check_n(n)
+        self._prepare(n)
+        return merge_rows([p.neighbors(n) for p in self.parts], keep_all=False)
+
+    def num_pairs(self, n) -> int:
+        """The largest part's count, plus each other part's pairs that no earlier part allows: no union CSR."""
+        from .rows import count_pairs
+
+        n = check_n(n)
+        self._prepare(n)
+        parts = sorted(self.parts, key=lambda p: -p.num_pairs(n))
+        total = parts[0].num_pairs(n)
+        for k, part in enumerate(parts[1:], start=1):
+            seen = parts[:k]
+            total += count_pairs(part.neighbors(n), lambda i, j, s=seen: ~Intersection._any_allow(s, i, j, n))
+        return total
+
     def block_layout(self, n, block):
         # "any pair in the block" distributes over a union: OR the parts' (possibly closed-form) layouts.
         n, block = check_n(n), check_block(block)
@@ -367,6 +424,30 @@ class Intersection(_Combination):
         out = self.parts[0].allowed(i, j, n)
         for p in self.parts[1:]:
             out = out & p.allowed(i, j, n)
+        return out
+
+    def neighbors(self, n) -> CSR:
+        """The sparsest part's rows, kept where every other part's rule allows: O(nnz of the sparsest part)."""
+        from .rows import filter_pairs
+
+        n = check_n(n)
+        self._prepare(n)
+        sparsest = min(self.parts, key=lambda p: p.num_pairs(n))
+        others = [p for p in self.parts if p is not sparsest]
+        return filter_pairs(sparsest.neighbors(n), lambda i, j: self._all_allow(others, i, j, n))
+
+    @staticmethod
+    def _any_allow(parts, i, j, n):
+        out = np.zeros(np.broadcast_shapes(np.shape(i), np.shape(j)), dtype=bool)
+        for p in parts:
+            out |= np.asarray(p.allowed(i, j, n), dtype=bool)
+        return out
+
+    @staticmethod
+    def _all_allow(parts, i, j, n):
+        out = np.ones(np.broadcast_shapes(np.shape(i), np.shape(j)), dtype=bool)
+        for p in parts:
+            out &= np.asarray(p.allowed(i, j, n), dtype=bool)
         return out
 
     def band(self, n):

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .base import CSR, Pattern, check_block, check_n, csr_from_rows, lookup
+from .base import CSR, Pattern, check_block, check_n, csr_from_block_layout, csr_from_rows, lookup
 
 
 def block_rows_csr(n: int, block: int, col_blocks_of, causal: bool = False, nnz: int | None = None) -> CSR:
@@ -102,4 +102,4 @@ class BlockSparse(Pattern):
     def neighbors(self, n) -> CSR:
         n = check_n(n)
         self._prepare(n)
-        return block_rows_csr(n, self.block, lambda rb: np.flatnonzero(self.layout[rb]), nnz=self.num_pairs(n))
+        return csr_from_block_layout(self.layout, self.block, n)

@@ -5,7 +5,8 @@ import math
 
 import numpy as np
 
-from .base import Pattern, check_block, check_n
+from .base import CSR, Pattern, check_block, check_n
+from .rows import run, segments_csr
 
 
 class Dense(Pattern):
@@ -19,6 +20,10 @@ class Dense(Pattern):
     def num_pairs(self, n) -> int:
         n = check_n(n)
         return n * n
+
+    def neighbors(self, n) -> CSR:
+        n = check_n(n)
+        return segments_csr(n, [run(np.zeros(n), np.full(n, n))])
 
     def block_layout(self, n, block) -> np.ndarray:
         nb = math.ceil(check_n(n) / check_block(block))
@@ -39,6 +44,10 @@ class Causal(Pattern):
     def num_pairs(self, n) -> int:
         n = check_n(n)
         return n * (n + 1) // 2
+
+    def neighbors(self, n) -> CSR:
+        n = check_n(n)
+        return segments_csr(n, [run(np.zeros(n), np.arange(1, n + 1))])
 
     def block_layout(self, n, block) -> np.ndarray:
         nb = math.ceil(check_n(n) / check_block(block))

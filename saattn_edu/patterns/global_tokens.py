@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 from .base import _CHUNK_ELEMENTS, CSR, Pattern, csr_from_rows, check_n, lookup
+from .rows import run, segments_csr
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -95,14 +96,16 @@ class GlobalTokens(Pattern):
     def neighbors(self, n) -> CSR:
         n = check_n(n)
         self._prepare(n)
-        g = np.asarray(self.indices, dtype=np.int64)
-        bounds = np.concatenate([[-1], g, [n]])  # runs of ordinary rows lie between consecutive global rows
+        return global_csr(n, self.indices)
 
-        def chunks():
-            for k in range(len(bounds) - 1):
-                run = int(bounds[k + 1] - bounds[k] - 1)  # ordinary rows before the next global row
-                yield np.full(run, len(g)), np.tile(g, run)
-                if k < len(g):
-                    yield np.array([n]), np.arange(n)
 
-        return csr_from_rows(n, chunks(), self.num_pairs(n))
+def global_csr(n: int, indices, causal: bool = False) -> CSR:
+    """Rows of G see every key (causal: keys <= i); other rows see the global keys (causal: those <= i). O(nnz)."""
+    g = np.asarray(indices, dtype=np.int64)
+    i = np.arange(n, dtype=np.int64)
+    is_global = np.zeros(n, dtype=bool)
+    is_global[g] = True
+    seen = np.searchsorted(g, i, side="right") if causal else np.full(n, len(g))  # global keys <= i, or all
+    everything = i + 1 if causal else np.full(n, n)
+    return segments_csr(n, [run(np.zeros(n), np.where(is_global, 0, seen), 1, g),
+                            run(np.zeros(n), np.where(is_global, everything, 0))])

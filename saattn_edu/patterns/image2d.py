@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import CSR, Pattern, check_int, check_n
-from .global_tokens import candidate_csr
+from .rows import run, segments_csr
 from .window import _window_pairs
 
 
@@ -54,16 +54,16 @@ class Local2D(_Image):
                                                                                    self.radius)
 
     def neighbors(self, n) -> CSR:
-        """The (2r+1)² square as candidates (the rule drops the ones wrapping round an image edge)."""
+        """One run of consecutive keys per image row within the radius, rows in order: O(nnz)."""
         n, w = check_n(n), self.width
-        r = min(self.radius, max(self.height, self.width) - 1)  # a larger radius reaches no further
         self._prepare(n)
-        square = (w * np.arange(-r, r + 1)[:, None] + np.arange(-r, r + 1)[None, :]).ravel()[None, :]  # (1, s²)
-
-        def candidates(i):
-            return [(i, i + square)]
-
-        return candidate_csr(self, n, candidates, square.shape[1], self.num_pairs(n))
+        y, x = self._rows_cols(np.arange(n, dtype=np.int64))
+        x_lo, x_hi = np.maximum(0, x - self.radius), np.minimum(w - 1, x + self.radius)
+        runs = []
+        for dy in range(-min(self.radius, self.height - 1), min(self.radius, self.height - 1) + 1):
+            inside = (y + dy >= 0) & (y + dy < self.height)
+            runs.append(run((y + dy) * w + x_lo, np.where(inside, x_hi - x_lo + 1, 0)))
+        return segments_csr(n, runs)
 
 
 class Axial2D(_Image):
@@ -83,13 +83,8 @@ class Axial2D(_Image):
         return n * (self.width + self.height - 1)
 
     def neighbors(self, n) -> CSR:
-        """Own row plus own column: O(n·(height + width))."""
-        n = check_n(n)
+        """Own column above, own row, own column below: three runs, O(nnz)."""
+        n, w = check_n(n), self.width
         self._prepare(n)
-        row = np.arange(self.width)[None, :]  # (1, W)
-        col = self.width * np.arange(self.height)[None, :]  # (1, H)
-
-        def candidates(i):
-            return [(i, (i // self.width) * self.width + row), (i, i % self.width + col)]
-
-        return candidate_csr(self, n, candidates, self.width + self.height, self.num_pairs(n))
+        y, x = self._rows_cols(np.arange(n, dtype=np.int64))
+        return segments_csr(n, [run(x, y, w), run(y * w, np.full(n, w)), run((y + 1) * w + x, self.height - 1 - y, w)])

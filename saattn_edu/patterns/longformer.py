@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from .base import CSR, Pattern, check_n
-from .global_tokens import GlobalTokens, candidate_csr, check_in_range, check_indices, readable_indices
+from .global_tokens import GlobalTokens, check_in_range, check_indices, global_csr, readable_indices
+from .rows import merge_rows
 from .window import DilatedWindow
 
 
@@ -55,16 +56,7 @@ class Longformer(Pattern):
         return self.local.num_pairs(n) + glob - both
 
     def neighbors(self, n) -> CSR:
-        """Window band + global columns + global rows: O(n·(window + g) + g·n)."""
+        """The window's rows merged with the global rows and columns (causal: keys <= i): O(nnz)."""
         n = check_n(n)
         self._prepare(n)
-        left, right = self.local._steps()
-        band = self.dilation * np.arange(-left, right + 1)[None, :]  # (1, w) offsets
-        g = np.asarray(self.global_indices, dtype=np.int64)
-        everything = np.arange(n)[None, :]
-
-        def candidates(i):
-            rows = g[(g >= i[0, 0]) & (g <= i[-1, 0])][:, None]  # global rows in this chunk
-            return [(i, i + band), (i, g[None, :]), (rows, everything)]
-
-        return candidate_csr(self, n, candidates, band.shape[1] + len(g), self.num_pairs(n))
+        return merge_rows([self.local.neighbors(n), global_csr(n, self.global_indices, self.causal)], False)

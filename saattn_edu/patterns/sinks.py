@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import CSR, Pattern, check_int, check_n
-from .global_tokens import candidate_csr
+from .rows import run, segments_csr
 from .window import _window_pairs
 
 
@@ -34,12 +34,8 @@ class AttentionSinks(Pattern):
         return in_window + sinks * (n - w) - sinks * (sinks - 1) // 2  # column j adds n - w - j rows
 
     def neighbors(self, n) -> CSR:
-        """Sink columns plus the causal band: O(n·(num_sinks + window))."""
+        """The sinks left of the window, then the causal window: two runs of consecutive keys, O(nnz)."""
         n = check_n(n)
-        sinks = np.arange(self.num_sinks)[None, :]  # (1, s)
-        band = np.arange(1 - self.window, 1)[None, :]  # (1, w) offsets
-
-        def candidates(i):
-            return [(i, sinks), (i, i + band)]
-
-        return candidate_csr(self, n, candidates, self.num_sinks + self.window, self.num_pairs(n))
+        i = np.arange(n, dtype=np.int64)
+        lo = np.maximum(0, i - self.window + 1)  # first key of the window
+        return segments_csr(n, [run(np.zeros(n), np.minimum(self.num_sinks, lo)), run(lo, i - lo + 1)])

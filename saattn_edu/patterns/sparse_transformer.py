@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import CSR, Pattern, check_bool, check_int, check_n
-from .global_tokens import candidate_csr
+from .rows import run, segments_csr
 from .window import _window_pairs
 
 
@@ -44,15 +44,15 @@ class Strided(Pattern):
         return _window_pairs(n, s, s) + 2 * _grid_pairs(n, s)
 
     def neighbors(self, n) -> CSR:
-        """The local band plus one key every `stride` positions: O(n·(stride + n/stride)) work."""
+        """Grid keys before the band (one run every `stride`), the band, and (non-causal) the grid after it: O(nnz)."""
         n, s = check_n(n), self.stride
-        band = np.arange(-s, 1 if self.causal else s + 1)[None, :]  # (1, 2s+1) offsets
-        grid = s * np.arange(-(-n // s) + 1)[None, :]  # (1, n/s) multiples of the stride
-
-        def candidates(i):
-            return [(i, i + band), (i, i % s + grid)]
-
-        return candidate_csr(self, n, candidates, band.shape[1] + grid.shape[1], self.num_pairs(n))
+        i = np.arange(n, dtype=np.int64)
+        before = run(i % s, i // s - 1, s)  # i % s, i % s + s, ..., up to i - 2s
+        lo, hi = np.maximum(0, i - s), i if self.causal else np.minimum(n - 1, i + s)
+        runs = [before, run(lo, hi - lo + 1)]
+        if not self.causal:  # i + 2s, i + 3s, ... below n
+            runs.append(run(i + 2 * s, (n - 1 - i) // s - 1, s))
+        return segments_csr(n, runs)
 
 
 class Fixed(Pattern):
@@ -125,12 +125,15 @@ class Fixed(Pattern):
         return int((sizes * sizes).sum()) + int((n - sizes[blocks]).sum())
 
     def neighbors(self, n) -> CSR:
-        """Own block plus the summary keys: O(n·(stride + n·c/stride)) work."""
+        """Summary keys before the own block, the own block (causal: up to i), summary keys after it: O(nnz)."""
         n, s = check_n(n), self.stride
-        own = np.arange(s)[None, :]  # (1, s)
-        summary = self._summary_keys(n)[None, :]  # (1, S)
-
-        def candidates(i):
-            return [(i, (i // s) * s + own), (i, summary)]
-
-        return candidate_csr(self, n, candidates, s + summary.shape[1], self.num_pairs(n))
+        summary = self._summary_keys(n)  # (S,) ascending
+        i = np.arange(n, dtype=np.int64)
+        start = (i // s) * s  # first key of the own block
+        before = np.searchsorted(summary, start)  # summary keys in earlier blocks
+        end = i + 1 if self.causal else np.minimum(n, start + s)
+        runs = [run(np.zeros(n), before, 1, summary), run(start, end - start)]
+        if not self.causal:
+            after = np.searchsorted(summary, start + s)
+            runs.append(run(after, len(summary) - after, 1, summary))
+        return segments_csr(n, runs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import _CHUNK_ELEMENTS, CSR, Pattern, check_bool, check_int, check_n, index_dtype
+from .rows import run, segments_csr
 
 
 def _window_pairs(n: int, reach_left: int, reach_right: int) -> int:
@@ -104,3 +105,12 @@ class DilatedWindow(Pattern):
             s_max = min(reach, (n - 1) // self.dilation) if n else 0
             total += s_max * n - self.dilation * s_max * (s_max + 1) // 2
         return total
+
+    def neighbors(self, n) -> CSR:
+        """Row i: keys i - s·dilation for the steps s the window allows, one arithmetic run (O(nnz))."""
+        n = check_n(n)
+        left, right = self._steps()
+        i = np.arange(n, dtype=np.int64)
+        back = np.minimum(left, i // self.dilation)  # steps to the left that stay inside the sequence
+        ahead = np.minimum(right, (n - 1 - i) // self.dilation)
+        return segments_csr(n, [run(i - back * self.dilation, back + ahead + 1, self.dilation)])

@@ -44,11 +44,46 @@ def safe_divide(x, l):
     return x / np.where(l > 0, l, 1)
 
 
+def weigh_values(p, v, allowed):
+    """p (..., r, c) @ v (..., c, dv), where a value row a query may not see never reaches it.
+
+    A masked weight is 0, but 0 · NaN is NaN: a NaN or inf in a value row that is masked for a query would leak
+    into it through the matmul. Non-finite value rows are zeroed for the matmul and added back, pair by pair,
+    only where `allowed` (rare: the check is one pass over v, the fix-up one loop over the bad keys).
+    """
+    out = np.matmul(p, v)
+    if allowed is None or np.isfinite(out).all():
+        return out
+    bad = ~np.isfinite(v).all(axis=-1)  # (..., c) value rows holding a NaN or inf
+    if not bad.any():
+        return out
+    out = np.matmul(p, np.where(bad[..., None], 0, v))
+    allowed = np.asarray(allowed, dtype=bool)
+    v_bad = np.where(bad[..., None], v, 0)  # only the bad rows: good ones are already in `out`
+    for j in np.flatnonzero(bad.reshape(-1, bad.shape[-1]).any(axis=0)):
+        w = np.where(allowed[..., :, j], p[..., :, j], 0)[..., None]  # (..., r, 1)
+        out = out + np.where(allowed[..., :, j, None], w * v_bad[..., j, None, :], 0)
+    return out
+
+
+def tile_partials(q, k, v, allowed, scale: float):
+    """Attention of q (..., r, d) over k, v (..., c, d): (out (..., r, dv), row max m (..., r), row sum l (..., r)).
+
+    out is normalised; m is -inf and l is 0 on rows with no allowed key. `merge_into` combines such partials.
+    """
+    s = scores(q, k, scale)  # (..., r, c)
+    m, l = exp_shifted(s, allowed)
+    out = weigh_values(s, v, allowed)  # (..., r, dv)
+    out /= np.where(l > 0, l, 1)  # in place: empty rows (l == 0, out == 0) stay 0
+    m, l = m[..., 0], l[..., 0]
+    return out, np.where(l > 0, m, -np.inf), l
+
+
 def attend_tile(q, k, v, allowed, scale: float):
     """Softmax attention of q (..., r, d) over k (..., c, d), v (..., c, dv) -> (out (..., r, dv), lse (..., r))."""
     s = scores(q, k, scale)  # (..., r, c)
     m, l = exp_shifted(s, allowed)
-    out = safe_divide(np.matmul(s, v), l)  # (..., r, dv)
+    out = safe_divide(weigh_values(s, v, allowed), l)  # (..., r, dv)
     return out, log_sum_exp(m, l)
 
 

@@ -1,11 +1,9 @@
 """Dense attention: the O(n²) ground truth every sparse path is checked against."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..patterns.base import Pattern
 from ._inputs import check_qkv, check_scale, resolve_mask
-from ._softmax import exp_shifted, safe_divide, scores
+from ._softmax import exp_shifted, safe_divide, scores, weigh_values
 
 
 def dense_attention(q, k, v, mask=None, scale=None, return_probs=False):
@@ -24,6 +22,6 @@ def dense_attention(q, k, v, mask=None, scale=None, return_probs=False):
     m, l = exp_shifted(s, allowed)  # s now holds exp(s - rowmax)
     if return_probs:
         probs = safe_divide(s, l)  # (..., n_q, n_k), empty rows all 0
-        return np.matmul(probs, v).astype(out_dtype, copy=False), probs.astype(out_dtype, copy=False)
-    out = safe_divide(np.matmul(s, v), l)  # (..., n_q, d_v)
+        return weigh_values(probs, v, allowed).astype(out_dtype, copy=False), probs.astype(out_dtype, copy=False)
+    out = safe_divide(weigh_values(s, v, allowed), l)  # (..., n_q, d_v); masked NaN values never leak
     return out.astype(out_dtype, copy=False)

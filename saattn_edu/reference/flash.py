@@ -14,7 +14,7 @@ import numpy as np
 
 from ..patterns.base import check_int
 from ._inputs import check_qkv, check_scale, mask_tile, resolve_mask
-from ._softmax import log_sum_exp, safe_divide, scores
+from ._softmax import log_sum_exp, safe_divide, scores, weigh_values
 
 
 def flash_attention(q, k, v, block_q=64, block_k=64, mask=None, return_lse=False, scale=None):
@@ -60,4 +60,4 @@ def _online_step(acc, m, l, s, allowed, vt):
     m_safe = np.where(np.isneginf(m_new), 0, m_new)  # rows with nothing allowed yet: exps are all 0, not nan
     alpha = np.exp(m - m_safe)  # rescales what was accumulated under the old max (0 when m was -inf)
     p = np.exp(s - m_safe, out=s)  # (..., num_q, block_q, c)
-    return alpha * acc + np.matmul(p, vt), m_new, alpha * l + p.sum(axis=-1, keepdims=True)
+    return alpha * acc + weigh_values(p, vt, allowed), m_new, alpha * l + p.sum(axis=-1, keepdims=True)

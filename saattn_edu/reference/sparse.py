@@ -1,8 +1,11 @@
-"""Sparse attention in O(nnz·d): a blocked band path for windows, a chunked CSR gather for everything else.
+"""Sparse attention in O(nnz·d): a Pattern goes through the structured path, a bare CSR through the gather path.
 
-Both paths hold only a chunk of the work in memory at a time (about `_CHUNK_ELEMENTS` numbers), so a million
-tokens fit in a few hundred MB beyond q, k, v and the output. Neither loops over rows in Python: the band path
-loops over groups of query blocks, the gather path over groups of rows holding about the same number of pairs.
+`sparse_attention` cuts a Pattern into disjoint pieces (`plan.py`: bands for windows, tiles for blocks, global
+rows and columns and residue-permuted strided columns, pair lists for irregular patterns) and computes each with
+BLAS, merged by log-sum-exp (`structured.py`). A CSR, whose structure is unknown, is gathered pair by pair.
+`_band_attention` (one band, the whole pattern's rule per tile) stays as the simplest blocked path to read.
+Everything holds only a chunk of the work in memory at a time (about `_CHUNK_ELEMENTS` numbers), so a million
+tokens fit in a few hundred MB beyond q, k, v and the output; nothing loops over rows in Python.
 """
 from __future__ import annotations
 
@@ -20,16 +23,15 @@ from ._softmax import attend_tile, safe_divide
 _CHUNK_ELEMENTS = 2**19  # band path: scores per chunk (2 MB in fp32: the passes over it stay in cache)
 _GATHER_ELEMENTS = 2**22  # gather path: gathered numbers per chunk (~16 MB in fp32)
 _THREADS = None  # None: one per available core when BLAS threads can be limited (threadpoolctl), else 1
-_NARROW = 4  # the band path runs when the band is narrower than n / _NARROW
 
 
 def sparse_attention(q, k, v, pattern_or_csr, scale=None):
     """Attention of q (..., n_q, d) restricted to the pairs of a Pattern or a CSR, in O(nnz·d) time.
 
-    A Pattern with a narrow `band(n)` (sliding / dilated windows, sinks) takes the blocked band path: each query
-    block attends to the key range the band allows, with the exact rule evaluated on that small tile. Any other
-    Pattern, and any CSR (one row per query, indices into k's n_k), goes through the chunked CSR gather.
-    Rows with no allowed key give 0.
+    A Pattern is cut into bands, tiles and pair lists that hold each allowed pair once (see `plan.py`), each
+    computed with BLAS and merged exactly; a CSR (one row per query, indices into k's n_k) goes through the
+    chunked gather. Only allowed pairs reach the output: a NaN or inf in a key or value a query cannot see never
+    reaches it. Rows with no allowed key give 0.
     """
     q, k, v, out_dtype = check_qkv(q, k, v)
     scale = check_scale(scale, q.shape[-1])
@@ -39,13 +41,14 @@ def sparse_attention(q, k, v, pattern_or_csr, scale=None):
             raise TypeError(f"pattern_or_csr must be a Pattern or a CSR, got {type(pattern_or_csr).__name__}")
         return np.zeros((*q.shape[:-1], v.shape[-1]), dtype=out_dtype)
     if isinstance(pattern_or_csr, Pattern):
+        from .plan import plan
+        from .structured import structured_attention
+
         n = check_square(n_q, n_k, "pattern_or_csr")
         pattern_or_csr._prepare(n)
-        band = pattern_or_csr.band(n)
-        if band is not None and _NARROW * (band[0] + band[1] + 1) < n:
-            return _band_attention(q, k, v, pattern_or_csr, scale, band).astype(out_dtype, copy=False)
-        csr = pattern_or_csr.neighbors(n)
-    elif isinstance(pattern_or_csr, CSR):
+        out = structured_attention(*flat3(q, k, v), plan(pattern_or_csr, n), scale)  # (B, n, dv)
+        return out.reshape(*q.shape[:-1], v.shape[-1]).astype(out_dtype, copy=False)
+    if isinstance(pattern_or_csr, CSR):
         csr = check_csr(pattern_or_csr, n_q, n_k)
     else:
         raise TypeError(f"pattern_or_csr must be a Pattern or a CSR, got {type(pattern_or_csr).__name__}")
@@ -100,7 +103,7 @@ def band_block_size(left: int, right: int) -> int:
 
 def _band_attention(q, k, v, pattern, scale: float, band, block: int | None = None):
     """Band path of `sparse_attention`; `band` = (left, right) reach of `pattern` for this n."""
-    lead, (n, d), dv = q.shape[:-2], q.shape[-2:], v.shape[-1]
+    lead, n, dv = q.shape[:-2], q.shape[-2], v.shape[-1]
     left, right = int(band[0]), int(band[1])
     b = block or band_block_size(left, right)
     width = b + left + right  # keys seen by one query block

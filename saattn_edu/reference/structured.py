@@ -1,0 +1,198 @@
+"""Structured sparse attention: each piece of a pattern (band, tiles, pair list) with BLAS, merged exactly.
+
+Every piece yields, for the rows it touches, a normalised partial output with its row max m and row sum l (the
+softmax over that piece's keys only). Pieces are disjoint, so the exact softmax over all allowed keys is their
+log-sum-exp merge (`_State.merge`), as FlashAttention merges key blocks: nothing is counted twice and nothing
+depends on a pair the pattern does not allow. Work runs in chunks of about `_CHUNK_ELEMENTS` scores, one
+thread per core (chunks of one wave write disjoint rows).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..patterns.rows import filter_pairs
+from ._softmax import tile_partials
+from .pieces import Band, Pairs, Tiles
+from .sparse import _CHUNK_ELEMENTS, _for_each_chunk, _padded_rows, _row_chunks, band_block_size
+
+_KEYS_PER_ITEM = 4096  # keys one query block scores at once; longer tile rows are split over several waves
+_GATHER_PAIRS = 2**15  # pairs per gather chunk (times d numbers, up to 2x padding)
+
+
+class _State:
+    """Running (out, m, l) of every row: out normalised, m the row max (-inf: nothing yet), l the row sum."""
+
+    def __init__(self, batch: int, n: int, dv: int, dtype):
+        self.out = np.zeros((batch, n, dv), dtype)
+        self.m = np.full((batch, n), -np.inf, dtype)
+        self.l = np.zeros((batch, n), dtype)
+
+    def merge(self, rows, o, m, l, assign: bool) -> None:
+        """Fold a partial (o (B, R, dv), m, l (B, R)) into `rows`; `assign` when these rows hold nothing yet."""
+        if assign:
+            self.out[:, rows], self.m[:, rows], self.l[:, rows] = o, m, l
+            return
+        m0, l0 = self.m[:, rows], self.l[:, rows]
+        top = np.maximum(m0, m)
+        shift = np.where(np.isneginf(top), 0, top)  # rows empty on both sides: weights 0, not nan
+        w0, w1 = l0 * np.exp(m0 - shift), l * np.exp(m - shift)  # (B, R)
+        total = w0 + w1
+        keep = np.where(total > 0, total, 1)
+        old = self.out[:, rows]  # a view when rows is a slice: updated in place, two passes over (B, R, dv)
+        old *= (w0 / keep)[..., None]
+        old += (w1 / keep)[..., None] * o
+        if not isinstance(rows, slice):
+            self.out[:, rows] = old
+        self.m[:, rows], self.l[:, rows] = top, total
+
+
+def structured_attention(q3, k3, v3, pieces, scale: float):
+    """Attention of q3 (B, n, d) over the union of disjoint `pieces` -> (B, n, dv)."""
+    state = _State(len(q3), q3.shape[1], v3.shape[-1], q3.dtype)
+    for k, piece in enumerate(pieces):
+        runner = {Band: _run_band, Tiles: _run_tiles, Pairs: _run_pairs}[type(piece)]
+        runner(q3, k3, v3, piece, scale, state, assign=(k == 0))
+    return state.out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Bands: query blocks against the key window they reach, per residue class
+# ----------------------------------------------------------------------------------------------------------------
+def _run_band(q3, k3, v3, band: Band, scale, state, assign):
+    n, step = q3.shape[1], max(1, min(band.step, q3.shape[1]))
+    b = band_block_size(band.left + band.right, 0)  # offset bands (Local2D) are as wide as left + right
+    width = b + band.left + band.right
+    jobs = []
+    for r in range(step):  # class r: positions r, r + step, ... (step 1: the whole sequence)
+        length = len(range(r, n, step))
+        blocks = -(-length // b)
+        per_chunk = max(1, _CHUNK_ELEMENTS // (len(q3) * b * width))
+        jobs += [(r, g0, min(blocks, g0 + per_chunk)) for g0 in range(0, blocks, per_chunk)]
+
+    def work(job):
+        r, g0, g1 = job
+        views = q3[:, r::step], k3[:, r::step], v3[:, r::step]
+
+        def rule(a, c):  # the piece's rule reads original positions
+            return band.rule(r + step * a, r + step * c)
+
+        o, m, l = _band_chunk(*views, None if band.rule is None else rule, scale, g0, g1, b, band.left, width)
+        lo = g0 * b
+        state.merge(slice(r + step * lo, r + step * (lo + o.shape[1]), step), o, m, l, assign)
+
+    _for_each_chunk(work, jobs)
+
+
+def _band_chunk(qs, ks, vs, rule, scale, g0, g1, b, left, width):
+    """Partials of query blocks g0..g1-1 of one class (B, rows, ·): one batched matmul per chunk."""
+    (batch, n), g = qs.shape[:2], g1 - g0
+    q_lo, q_hi = g0 * b, min(n, g1 * b)
+    qc = _padded_rows(qs, q_lo, g1 * b).reshape(batch, g, b, -1)  # (B, g, b, d)
+    k_lo, k_hi = q_lo - left, (g1 - 1) * b - left + width  # the union of the chunk's key windows
+    kc, vc = _padded_rows(ks, k_lo, k_hi), _padded_rows(vs, k_lo, k_hi)
+    kt = np.swapaxes(sliding_window_view(kc, width, axis=1)[:, ::b], -1, -2)  # (B, g, width, d) strided views
+    vt = np.swapaxes(sliding_window_view(vc, width, axis=1)[:, ::b], -1, -2)
+    starts = np.arange(q_lo, g1 * b, b, dtype=np.int64)[:, None, None]  # (g, 1, 1)
+    rows = starts + np.arange(b)[:, None]  # (g, b, 1) class positions
+    cols = starts - left + np.arange(width)  # (g, 1, width)
+    offset = np.arange(width) - np.arange(b)[:, None]  # (b, width): key slot - query slot, the same in every block
+    allowed = (offset >= 0) & (offset <= width - b)  # the band itself: keys i - left .. i + right
+    if rule is not None:
+        allowed = allowed & np.asarray(rule(rows, cols), dtype=bool)
+    if k_lo < 0 or k_hi > n or g1 * b > n:  # padding at the class ends never attends
+        allowed = allowed & (rows < n) & (cols >= 0) & (cols < n)
+    o, m, l = tile_partials(qc, kt, vt, allowed, scale)  # (B, g, b, dv), (B, g, b)
+    keep = q_hi - q_lo
+    return o.reshape(batch, g * b, -1)[:, :keep], m.reshape(batch, -1)[:, :keep], l.reshape(batch, -1)[:, :keep]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Tiles: query blocks grouped by how many key tiles they see, one batched matmul per group chunk
+# ----------------------------------------------------------------------------------------------------------------
+def _run_tiles(q3, k3, v3, t: Tiles, scale, state, assign):
+    counts = np.diff(t.indptr)
+    if not len(counts) or counts.max() == 0:
+        return
+    per_item = max(1, _KEYS_PER_ITEM // t.bk)  # tiles per work item
+    for wave in range(-(-int(counts.max()) // per_item)):  # a wave touches each query block at most once
+        now = np.clip(counts - wave * per_item, 0, per_item)  # (nqb,) tiles of each block in this wave
+        blocks = np.flatnonzero(now)
+        blocks = blocks[np.argsort(now[blocks], kind="stable")]
+        jobs = []
+        for c in np.unique(now[blocks]):
+            same = blocks[now[blocks] == c]
+            g = max(1, _CHUNK_ELEMENTS // (len(q3) * t.bq * int(c) * t.bk))
+            jobs += [(same[s : s + g], int(c)) for s in range(0, len(same), g)]
+        first = assign and wave == 0
+        _for_each_chunk(lambda job: _tiles_chunk(q3, k3, v3, t, scale, state, *job, wave * per_item, first), jobs)
+
+
+def _tiles_chunk(q3, k3, v3, t: Tiles, scale, state, qblocks, c, offset, assign):
+    """Query blocks `qblocks` (g,) against their tiles offset..offset+c-1: gather, one matmul, merge."""
+    g, bq, bk = len(qblocks), t.bq, t.bk
+    pos = t.indptr[qblocks][:, None] + offset + np.arange(c)  # (g, c) tile numbers
+    qrows = t.q_index[qblocks[:, None] * bq + np.arange(bq)]  # (g, bq) query positions, -1 = pad
+    kcols = t.k_index[t.kblocks[pos][..., None] * bk + np.arange(bk)]  # (g, c, bk) key positions
+    allowed = _tile_mask(t, pos, qrows, kcols)  # (g, bq, c·bk) or None (every pair allowed)
+    keys = np.maximum(kcols, 0).reshape(g, c * bk)
+    qt, kt, vt = (np.take(x, idx, axis=1) for x, idx in ((q3, np.maximum(qrows, 0)), (k3, keys), (v3, keys)))
+    o, m, l = tile_partials(qt, kt, vt, allowed, scale)  # np.take: faster than fancy indexing
+    valid = qrows >= 0  # (g, bq)
+    rows = qrows[valid]
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and np.all(np.diff(rows) == 1):
+        rows = slice(int(rows[0]), int(rows[-1]) + 1)  # consecutive query blocks: merge into a view
+    state.merge(rows, o[:, valid], m[:, valid], l[:, valid], assign)
+
+
+def _tile_mask(t: Tiles, pos, qrows, kcols):
+    """The rule on the tiles not known to be full (and on every tile holding padding)."""
+    g, c, bk = kcols.shape
+    partial = np.ones((g, c), dtype=bool) if t.full is None else ~t.full[pos]
+    if not partial.any():
+        return None
+    allowed = np.ones((g, qrows.shape[1], c, bk), dtype=bool)
+    gi, ci = np.nonzero(partial)
+    rows, cols = qrows[gi][:, :, None], kcols[gi, ci][:, None, :]  # (P, bq, 1), (P, 1, bk)
+    allowed[gi, :, ci, :] = np.asarray(t.rule(rows, cols), dtype=bool) & (rows >= 0) & (cols >= 0)
+    return allowed.reshape(g, qrows.shape[1], c * bk)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pairs: the gather path, for irregular neighbour lists
+# ----------------------------------------------------------------------------------------------------------------
+def _run_pairs(q3, k3, v3, piece: Pairs, scale, state, assign):
+    csr = piece.csr if piece.rule is None else filter_pairs(piece.csr, piece.rule)
+    per_chunk = max(1, _GATHER_PAIRS // max(1, len(q3)))
+
+    def work(rows):
+        r0, r1 = rows
+        o, m, l = _gather_partials(q3, k3, v3, csr, scale, r0, r1)
+        state.merge(slice(r0, r1), o, m, l, assign)
+
+    _for_each_chunk(work, _row_chunks(csr.indptr, per_chunk))
+
+
+def _gather_partials(q3, k3, v3, csr, scale, r0, r1):
+    """Rows r0..r1-1 over their listed keys only, as small batched matmuls.
+
+    Rows are bucketed by length rounded up to a power of two and padded (padding masked): each bucket is one
+    (rows, 1, d) @ (rows, d, width) matmul, with no per-pair reduceat and at most 2x padding.
+    """
+    batch, dv = len(q3), v3.shape[-1]
+    o = np.zeros((batch, r1 - r0, dv), q3.dtype)
+    m = np.full((batch, r1 - r0), -np.inf, q3.dtype)
+    l = np.zeros((batch, r1 - r0), q3.dtype)
+    lengths = np.diff(csr.indptr[r0 : r1 + 1])
+    widths = np.where(lengths > 0, 1 << np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64), 0)
+    for w in np.unique(widths[widths > 0]):
+        rows = np.flatnonzero(widths == w)  # (R,) rows of this bucket, within the chunk
+        slots = np.arange(w)
+        valid = slots < lengths[rows, None]  # (R, w) padding masked
+        pos = np.minimum(csr.indptr[r0 + rows, None] + slots, len(csr.indices) - 1)
+        keys = np.where(valid, csr.indices[pos], 0)  # (R, w)
+        qb = q3[:, r0 + rows, None, :]  # (B, R, 1, d)
+        kb, vb = np.take(k3, keys, axis=1), np.take(v3, keys, axis=1)  # (B, R, w, d): take beats fancy indexing
+        ob, mb, lb = tile_partials(qb, kb, vb, valid[:, None, :], scale)
+        o[:, rows], m[:, rows], l[:, rows] = ob[..., 0, :], mb[..., 0], lb[..., 0]
+    return o, m, l
