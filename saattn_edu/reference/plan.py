@@ -225,21 +225,15 @@ def _bigbird(p, n):
 
 
 def _bigbird_tile_rows(p, n, nb):
-    """Column blocks of every row block in O(tiles), never the nb×nb table: global row blocks see every block,
-    the others the global blocks, their window of blocks and their random blocks (causal: those <= their own)."""
-    g, half = min(p.global_blocks, nb), min(p.window_blocks // 2, nb)
-    bi = np.arange(nb, dtype=np.int64)[:, None]
-    cand = np.concatenate([np.broadcast_to(np.arange(g), (nb, g)), bi + np.arange(-half, half + 1),
-                           p.random_blocks_for(n)], axis=1)  # (nb, W) with repeats and out-of-range blocks
-    top = bi if p.causal else nb - 1
-    cand = np.sort(np.where((cand >= 0) & (cand <= top), cand, nb), axis=1)  # invalid ones sort last, as nb
-    cand[:, 1:][cand[:, 1:] == cand[:, :-1]] = nb  # repeats dropped
-    cand = np.sort(cand, axis=1)
-    is_global = bi[:, 0] < g
-    count = np.where(is_global, 0, (cand < nb).sum(axis=1))
-    every = np.where(is_global, bi[:, 0] + 1 if p.causal else nb, 0)
-    csr = segments_csr(nb, [run(np.zeros(nb), every), run(bi[:, 0] * cand.shape[1], count, 1, cand.ravel())])
-    return csr.indptr, csr.indices.astype(np.int64)
+    """Column blocks of every row block from the pattern's own per-row rule (window, global and random blocks of
+    whichever variant): O(tiles), never the nb×nb table; causal keeps the blocks up to the row's own."""
+    p._prepare(n)
+    rows = [p._col_blocks(rb, nb) for rb in range(nb)]
+    if p.causal:
+        rows = [cols[cols <= rb] for rb, cols in enumerate(rows)]
+    indptr = np.zeros(nb + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([len(cols) for cols in rows])
+    return indptr, np.concatenate(rows).astype(np.int64)
 
 
 def _block_sparse(p, n):
