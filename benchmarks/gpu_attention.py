@@ -1,4 +1,4 @@
-"""GPU benchmark: the Triton block-sparse kernel vs compiled FlexAttention vs SDPA (flash causal, boolean mask).
+"""GPU benchmark: the Triton block-sparse kernel vs compiled FlexAttention (default, max-autotune) vs SDPA (flash, cuDNN).
 
     python benchmarks/gpu_attention.py                      # B=1 H=16 D=128 bf16, n in 4096 16384 65536
     python benchmarks/gpu_attention.py --quick              # correctness matrix + tile-config sweep at 16k
@@ -291,24 +291,27 @@ def tune_refs(out, cases) -> list:
     return rows
 
 
-def flex_setup(pattern, n):
-    """(compiled flex fn, block mask, seconds to build the mask)."""
+def flex_setup(pattern, n, autotune=False):
+    """(compiled flex fn, seconds to build the mask); autotune: mode="max-autotune-no-cudagraphs" (~1 min a mask)."""
     import torch
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
-    global _FLEX
+    global _FLEX, _FLEX_TUNED
     if "_FLEX" not in globals():
         _FLEX = torch.compile(flex_attention)
+    if autotune and "_FLEX_TUNED" not in globals():
+        _FLEX_TUNED = torch.compile(flex_attention, mode="max-autotune-no-cudagraphs")
+    compiled = _FLEX_TUNED if autotune else _FLEX
     t = time.perf_counter()
     mask_mod = pattern.mask_mod_for(n)
     if isinstance(pattern, AnchorBigBird):
         pattern._device_table("cuda")  # warm the device copy of the table before tracing
     bm = create_block_mask(mask_mod, None, None, n, n, device="cuda")
     torch.cuda.synchronize()
-    return (lambda q, k, v: _FLEX(q, k, v, block_mask=bm)), time.perf_counter() - t
+    return (lambda q, k, v: compiled(q, k, v, block_mask=bm)), time.perf_counter() - t
 
 
-def measure(n, B=1, H=16, D=128, skip_flex=False) -> list:
+def measure(n, B=1, H=16, D=128, skip_flex=False, autotune=False) -> list:
     """One row per pattern: ours / flex / sdpa forward and forward+backward."""
     import torch
     import torch.nn.functional as F
@@ -319,16 +322,21 @@ def measure(n, B=1, H=16, D=128, skip_flex=False) -> list:
         if hasattr(torch._dynamo.config, name):
             setattr(torch._dynamo.config, name, 256)
     globals().pop("_FLEX", None)
+    globals().pop("_FLEX_TUNED", None)
     q, k, v, do = inputs(B, H, n, D, torch.bfloat16)
     flash = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)  # noqa: E731
     with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
         fa = {m: bench(flash, q, k, v, do, m == "fwdbwd") for m in ("fwd", "fwdbwd")}
-    print(f"n={n} sdpa flash causal: fwd {fa['fwd']:.3f} ms, fwd+bwd {fa['fwdbwd']:.3f} ms", flush=True)
+    with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):  # the dense bar on Hopper in torch
+        cudnn = {m: bench(flash, q, k, v, do, m == "fwdbwd") for m in ("fwd", "fwdbwd")}
+    print(f"n={n} sdpa causal: flash fwd {fa['fwd']:.3f} ms, fwd+bwd {fa['fwdbwd']:.3f} ms; cudnn fwd "
+          f"{cudnn['fwd']:.3f} ms, fwd+bwd {cudnn['fwdbwd']:.3f} ms", flush=True)
     causal_pairs, rows = n * (n + 1) // 2, []
     for name, p in anchor_patterns().items():
         pairs = count_pairs(p, n, "cuda")
         row = {"n": n, "pattern": name, "pairs": pairs, "pair_density": pairs / n**2,
-               "ideal_speedup": causal_pairs / pairs, "sdpa_flash_causal_ms": fa}
+               "ideal_speedup": causal_pairs / pairs, "sdpa_flash_causal_ms": fa, "sdpa_cudnn_causal_ms": cudnn,
+               "causal_pairs": causal_pairs}
         t = time.perf_counter()
         ours(p)(q, k, v)
         torch.cuda.synchronize()
@@ -342,6 +350,13 @@ def measure(n, B=1, H=16, D=128, skip_flex=False) -> list:
             row["flex_compile_s"] = time.perf_counter() - t
             row["flex_ms"] = {m: bench(fx, q, k, v, do, m == "fwdbwd") for m in ("fwd", "fwdbwd")}
             row["rel_err_vs_flex"] = rel_err(ours(p)(q, k, v), fx(q, k, v))  # grad mode on: no recompile
+        if autotune and not skip_flex:
+            t = time.perf_counter()
+            ft, _ = flex_setup(p, n, autotune=True)
+            torch.autograd.grad(ft(q, k, v), (q, k, v), do)
+            torch.cuda.synchronize()
+            row["flex_autotune_compile_s"] = time.perf_counter() - t
+            row["flex_autotune_ms"] = {m: bench(ft, q, k, v, do, m == "fwdbwd") for m in ("fwd", "fwdbwd")}
         if n <= 8192:
             mask = torch.as_tensor(p.mask(n), device="cuda")
             sd = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # noqa: E731
@@ -358,6 +373,11 @@ def derive(row, B, H, D):
     row["ours_tflops"] = {m: flops[m] / (row["ours_ms"][m] * 1e-3) / 1e12 for m in flops}
     row["speedup_vs_fa_causal"] = {m: row["sdpa_flash_causal_ms"][m] / row["ours_ms"][m] for m in flops}
     row["fraction_of_ideal"] = {m: row["speedup_vs_fa_causal"][m] / row["ideal_speedup"] for m in flops}
+    cudnn_flops = {"fwd": 4.0 * row["causal_pairs"] * D * B * H, "fwdbwd": 14.0 * row["causal_pairs"] * D * B * H}
+    row["cudnn_causal_tflops"] = {m: cudnn_flops[m] / (row["sdpa_cudnn_causal_ms"][m] * 1e-3) / 1e12 for m in flops}
+    row["fraction_of_cudnn_tflops"] = {m: row["ours_tflops"][m] / row["cudnn_causal_tflops"][m] for m in flops}
+    if "flex_autotune_ms" in row:
+        row["ratio_to_flex_autotune"] = {m: row["flex_autotune_ms"][m] / row["ours_ms"][m] for m in flops}
     if "flex_ms" in row:
         row["ratio_to_flex"] = {m: row["flex_ms"][m] / row["ours_ms"][m] for m in flops}
         row["flex_speedup_vs_fa_causal"] = {m: row["sdpa_flash_causal_ms"][m] / row["flex_ms"][m] for m in flops}
@@ -367,6 +387,9 @@ def print_row(r):
     for m in ("fwd", "fwdbwd"):
         flex = (f"flex {r['flex_ms'][m]:8.3f} ms  ours/flex speed {r['ratio_to_flex'][m]:5.2f}x"
                 if "flex_ms" in r else "")
+        if "flex_autotune_ms" in r:
+            flex += f"  flex-autotune {r['flex_autotune_ms'][m]:8.3f} ms ({r['ratio_to_flex_autotune'][m]:4.2f}x)"
+        flex += f"  {r['fraction_of_cudnn_tflops'][m]:.2f} of cuDNN causal TF/s"
         sd = f"  sdpa-mask {r['sdpa_mask_ms'][m]:.3f} ms" if "sdpa_mask_ms" in r else ""
         print(f"n={r['n']:6d} {r['pattern']:20s} {m:6s} ours {r['ours_ms'][m]:8.3f} ms {r['ours_tflops'][m]:6.1f} TF/s "
               f"speedup {r['speedup_vs_fa_causal'][m]:6.2f}x (ideal {r['ideal_speedup']:5.2f}, "
@@ -403,6 +426,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="correctness matrix and tile sweep only")
     ap.add_argument("--sizes", type=int, nargs="+", default=[4096, 16384, 65536])
     ap.add_argument("--skip-flex", action="store_true")
+    ap.add_argument("--autotune", action="store_true",
+                    help="also Flex compiled with mode='max-autotune-no-cudagraphs' (about a minute per mask)")
     ap.add_argument("--bwd-sweep", action="store_true", help="time backward tile configs first")
     ap.add_argument("--tune", action="store_true", help="config variants on the remaining gaps (see NOTES.md)")
     ap.add_argument("--tune-bwd", action="store_true", help="backward tile shapes (dK/dV and dQ apart), with refs")
@@ -452,7 +477,7 @@ def main(argv=None):
         name = "quick"
     else:
         sw = bwd_sweep() if args.bwd_sweep else []
-        rows = [r for n in args.sizes for r in measure(n, skip_flex=args.skip_flex)]
+        rows = [r for n in args.sizes for r in measure(n, skip_flex=args.skip_flex, autotune=args.autotune)]
         res = {"meta": meta, "rows": rows, "bwd_sweep": sw, "configs": {str(k): v for k, v in __import__(
             "saattn_edu.accel.block_sparse_flash", fromlist=["CONFIGS"]).CONFIGS.items()}}
         name = "gpu_attention_" + "_".join(map(str, args.sizes))
