@@ -1,4 +1,4 @@
-"""GPU benchmark: the Triton block-sparse kernel vs compiled FlexAttention (default, max-autotune) vs SDPA (flash, cuDNN).
+"""GPU benchmark: the Triton block-sparse kernel vs FlexAttention (default, max-autotune) vs SDPA (flash, cuDNN).
 
     python benchmarks/gpu_attention.py                      # B=1 H=16 D=128 bf16, n in 4096 16384 65536
     python benchmarks/gpu_attention.py --quick              # correctness matrix + tile-config sweep at 16k
