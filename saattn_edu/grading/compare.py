@@ -31,8 +31,12 @@ def _not_an_array(got) -> str | None:
         return f"returned a {type(got).__name__}; expected a NumPy array (build it with NumPy, or np.asarray(...))"
     if type(got).__module__.startswith("torch"):
         return "returned a torch tensor; expected a NumPy array (.numpy())"
+    if isinstance(got, np.ma.MaskedArray):
+        return "returned a masked array (np.ma); expected a plain NumPy array of real values"
     if not isinstance(got, np.ndarray):
         return f"returned {_describe_type(got)}; expected a NumPy array"
+    if type(got) is not np.ndarray:
+        return f"returned a {type(got).__name__}, a subclass of np.ndarray; expected a plain NumPy array (np.asarray)"
     return None
 
 
