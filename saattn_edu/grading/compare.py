@@ -112,7 +112,8 @@ class ArrayClose:
         bad = ~np.isfinite(got)
         if bad.any():
             idx = tuple(int(k) for k in np.argwhere(bad)[0])
-            return Verdict(False, [f"{int(bad.sum())} entries are NaN or inf; first at {list(idx)}: {got[idx].item()!r}"])
+            where = f"first at {list(idx)}: {got[idx].item()!r}"
+            return Verdict(False, [f"{int(bad.sum())} entries are NaN or inf; {where}"])
         err = np.abs(got.astype(np.float64) - expected)
         if np.all(err <= self.atol + self.rtol * np.abs(expected)):
             return Verdict(True)
