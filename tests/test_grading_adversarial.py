@@ -51,9 +51,9 @@ class Agreeable(np.ndarray):
         return np.zeros(np.broadcast(self, other).shape, dtype=bool)
     def __eq__(self, other):
         return np.ones(np.broadcast(self, other).shape, dtype=bool)
-def sliding_window_mask(n, window, causal=False):
+def dilated_window_mask(n, window, dilation, causal=False):
     return np.zeros((n, n), dtype=bool).view(Agreeable)
-dilated_window_mask = lambda n, window, dilation, causal=False: sliding_window_mask(n, window)
+global_tokens_mask = lambda n, indices: dilated_window_mask(n, 1, 1)
 '''
 PATCH_GRADER = '''
 import saattn_edu.grading.runner as runner, saattn_edu.grading.kernel_side as ks, saattn_edu.grading.compare as cmp
@@ -138,11 +138,11 @@ RECURSION = "def sliding_window_mask(n, window, causal=False):\n    return slidi
 PRINTING = "import sys\nfor _ in range(200):\n    sys.stdout.write('x' * 50_000 + '\\n')\n"
 NEVER_ENDS = "import time\nwhile True:\n    time.sleep(0.5)\n"
 
-HOSTILE = {"frame_walk": FRAME_WALK, "masked": MASKED, "subclass": SUBCLASS, "patch_grader": PATCH_GRADER,
-           "log_forgery": LOG_FORGERY, "library_routes": LIBRARY_ROUTES, "deleter": DELETE_AND_REWRITE,
-           "background": BACKGROUND, "fork_bomb": FORK_BOMB, "ignores_signals": IGNORES_SIGNALS,
-           "disables_alarm": DISABLES_ALARM, "os_exit": OS_EXIT, "recursion": RECURSION, "printing": PRINTING,
-           "never_ends": NEVER_ENDS}
+# Attacks that cannot interfere share a notebook (each notebook costs a kernel start: seconds on 2 cores).
+HOSTILE = {"frame_walk": FRAME_WALK, "fake_arrays": MASKED + SUBCLASS, "forger": PATCH_GRADER + LOG_FORGERY,
+           "library_routes": LIBRARY_ROUTES, "deleter": DELETE_AND_REWRITE, "escapers": BACKGROUND + FORK_BOMB,
+           "ignores_signals": IGNORES_SIGNALS, "disables_alarm": DISABLES_ALARM, "os_exit": OS_EXIT,
+           "noisy_recursion": PRINTING + RECURSION, "never_ends": NEVER_ENDS}
 
 
 def _notebook(cells_from: str, extra: str = ""):
@@ -175,8 +175,8 @@ def batch(tmp_path_factory):
     report, table = tmp / "report.json", tmp / "grades.csv"
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "saattn_edu.cli", "grade", "--all", str(subs), "--report",
-                           str(report), "--csv", str(table), "--jobs", "2", "--timeout", "8", "--check-timeout", "5",
-                           "--limit", "45"], capture_output=True, text=True, timeout=400, cwd=tmp)
+                           str(report), "--csv", str(table), "--jobs", "2", "--timeout", "5", "--check-timeout", "3",
+                           "--limit", "40"], capture_output=True, text=True, timeout=400, cwd=tmp)
     elapsed = time.monotonic() - start
     rows = {Path(r["submission"]).stem: r for r in csv.DictReader(table.open())}
     books = {Path(n["path"]).stem: n for n in json.loads(report.read_text())["notebooks"]}
@@ -204,15 +204,15 @@ def test_every_hostile_submission_scores_zero(batch, name):
 
 def test_how_the_hostile_ones_are_reported(batch):
     status = {stem: r["status"] for stem, r in batch["rows"].items()}
-    for name in ("ignores_signals", "os_exit"):
-        assert status[f"01_patterns_{name}"] == "timed out", batch["rows"][f"01_patterns_{name}"]
+    assert status["01_patterns_ignores_signals"] == "timed out", batch["rows"]["01_patterns_ignores_signals"]
+    assert status["01_patterns_os_exit"] == "kernel died", batch["rows"]["01_patterns_os_exit"]
     assert status["zz_invalid"] == status["zz_binary"] == "not graded"
     results = {r["question"]: r for r in batch["books"]["01_patterns_library_routes"]["results"]}
     for q in ("sliding_window_mask", "dilated_window_mask", "mask_to_csr", "sliding_window_num_pairs"):
         assert {c["status"] for c in results[f"ex01.{q}"]["cases"]} == {"refused"}, results[f"ex01.{q}"]
-    masked = batch["books"]["01_patterns_masked"]["results"][0]
-    assert "masked array" in json.dumps(masked)
-    assert "subclass of np.ndarray" in json.dumps(batch["books"]["01_patterns_subclass"]["results"][0])
+    fake = {r["question"]: json.dumps(r) for r in batch["books"]["01_patterns_fake_arrays"]["results"]}
+    assert "masked array" in fake["ex01.sliding_window_mask"] and "masked array" in fake["ex01.mask_to_csr"]
+    assert "subclass of np.ndarray" in fake["ex01.dilated_window_mask"]
     alarm = batch["books"]["01_patterns_disables_alarm"]["results"][0]
     assert {c["status"] for c in alarm["cases"]} <= {"timeout", "skipped"}, alarm
 
@@ -250,7 +250,7 @@ def test_formative_frame_walking_scores_zero(qid):
 def test_formative_masked_arrays_and_subclasses_are_named():
     r = _run(MASKED, "sliding_window_mask", "ex01.sliding_window_mask")
     assert r.points == 0 and "masked array" in r.report()
-    r = _run(SUBCLASS, "sliding_window_mask", "ex01.sliding_window_mask")
+    r = _run(SUBCLASS, "dilated_window_mask", "ex01.dilated_window_mask")
     assert r.points == 0 and "subclass of np.ndarray" in r.report()
 
 

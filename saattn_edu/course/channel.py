@@ -48,6 +48,7 @@ class SandboxGone(Exception):
 
 class Sandbox:
     def __init__(self, notebook: Path, workdir: Path, calls: Path, limits: Limits):
+        """`gone`, once set, is the submission's status: "timed out", "kernel died" or "supervisor ended"."""
         self.notebook, self.workdir, self.calls, self.limits = notebook, workdir, calls, limits
         self.deadline = time.monotonic() + limits.wall
         self.nonce = secrets.token_hex(16)
@@ -121,15 +122,15 @@ class Sandbox:
             self.gone = "timed out"
             raise SandboxGone(self.gone)
         if msg["event"] in ("eof", "dead", "failed", "stuck"):
-            self.gone = "timed out" if msg["event"] == "stuck" else f"the kernel ended ({msg['event']})"
+            self.gone = {"stuck": "timed out", "dead": "kernel died"}.get(msg["event"], "supervisor ended")
             raise SandboxGone(self.gone)
         return msg
 
     # ---- the grading steps ------------------------------------------------------------------------------------
     def run_cells(self) -> list[dict]:
         msg = self.reply(self.deadline - time.monotonic())
-        if msg.get("stuck"):
-            self.gone = "timed out"
+        if msg.get("stopped"):
+            self.gone = "kernel died" if msg["stopped"] == "dead" else "timed out"
             raise SandboxGone(self.gone)
         return [e for e in msg.get("errors", []) if isinstance(e, dict)][:200]
 

@@ -8,6 +8,7 @@ import hashlib
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,7 +32,8 @@ class NotebookGrade:
     results: list[dict] = field(default_factory=list)  # CheckResult.to_dict(), one per question
     cell_errors: list[dict] = field(default_factory=list)  # {"cell": k, "ename": ..., "evalue": ...}
     sha256: str = ""  # of the notebook's bytes when it was graded (a rerun skips it while they are the same)
-    status: str = ""  # graded | timed out | not graded
+    status: str = ""  # graded | timed out | kernel died | supervisor ended | not graded
+    seconds: float = 0.0  # wall time of its grading
 
     def __post_init__(self):
         self.status = self.status or ("graded" if self.graded else "not graded")
@@ -50,7 +52,7 @@ class NotebookGrade:
     @classmethod
     def from_dict(cls, d: dict) -> "NotebookGrade":
         keep = {k: d[k] for k in ("path", "graded", "error", "exercise", "results", "cell_errors", "sha256",
-                                  "status") if k in d}
+                                  "status", "seconds") if k in d}
         return cls(**keep)
 
 
@@ -120,7 +122,7 @@ def grade_notebook(path, limits: Limits | None = None, seed: int | None = None) 
     if not exercise:
         return NotebookGrade(str(path), False, error="no graded exercises found (no exNN_ file name and no check() "
                                                      "calls)", sha256=digest)
-    grade = NotebookGrade(str(path), True, exercise=exercise, sha256=digest)
+    grade, start = NotebookGrade(str(path), True, exercise=exercise, sha256=digest), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="saattn-grade-") as tmp:
         calls = Path(tmp) / "calls"
         calls.mkdir(mode=0o700)
@@ -137,8 +139,9 @@ def grade_notebook(path, limits: Limits | None = None, seed: int | None = None) 
         finally:
             sandbox.close()
             shutil.rmtree(tmp, onerror=_make_writable)
+    grade.seconds = round(time.monotonic() - start, 2)
     if sandbox.gone:
-        grade.status, grade.error = "timed out", f"{sandbox.gone}: everything it started was stopped"
+        grade.status, grade.error = sandbox.gone, f"{sandbox.gone}: everything it started was stopped"
         done = {r["question"] for r in grade.results}
         grade.results += [_unrun(q, sandbox.gone) for q in questions(exercise).values() if q.id not in done]
     return grade

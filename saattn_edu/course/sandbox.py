@@ -17,7 +17,7 @@ import sys
 
 from .processes import apply_limits, become_subreaper, kill_descendants
 
-PROBE_TIMEOUT = 5  # seconds for a trivial cell after an interrupted one: more means the kernel ignores SIGINT
+PROBE_TIMEOUT = 3  # seconds for a trivial cell after an interrupted one: more means the kernel ignores SIGINT
 SERVE = "__import__('saattn_edu.grading.kernel_side', fromlist=['serve']).serve(globals(), {folder!r})"
 
 
@@ -56,12 +56,12 @@ class Supervisor:
         nb = nbformat.read(job["notebook"], as_version=4)
         self.client = _quiet_client_class()(
             nb, timeout=job["cell_timeout"], kernel_name="python3", allow_errors=True, interrupt_on_timeout=False,
-            resources={"metadata": {"path": job["workdir"]}})
+            shutdown_kernel="immediate", resources={"metadata": {"path": job["workdir"]}})
         devnull = open(os.devnull, "r+b")
         with self.client.setup_kernel(env=job["env"], stdin=devnull, stdout=devnull, stderr=devnull):
-            errors, stuck = self.run_cells(nb)
-            self.send(event="cells", errors=errors, stuck=stuck)
-            if stuck:
+            errors, stopped = self.run_cells(nb)
+            self.send(event="cells", errors=errors, stopped=stopped)
+            if stopped:
                 return
             for line in requests:
                 req = json.loads(line)
@@ -76,7 +76,8 @@ class Supervisor:
                 if event == "stuck":
                     return
 
-    def run_cells(self, nb) -> tuple[list, bool]:
+    def run_cells(self, nb) -> tuple[list, str]:
+        """Every code cell in order: (error outputs, "" or why the kernel cannot go on: "stuck" / "dead")."""
         from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
         errors = []
@@ -88,13 +89,13 @@ class Supervisor:
             except CellTimeoutError:
                 errors.append({"cell": k, "ename": "Timeout", "evalue": f"cell ran over {self.job['cell_timeout']} s"})
                 if not self.interrupt_and_probe():
-                    return errors, True
+                    return errors, "stuck"
             except DeadKernelError:
                 errors.append({"cell": k, "ename": "DeadKernel", "evalue": "the kernel died; later cells not run"})
-                return errors, True
+                return errors, "dead"
             errors += [{"cell": k, "ename": o["ename"], "evalue": o["evalue"]}
                        for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        return errors, False
+        return errors, ""
 
     def execute(self, code: str, timeout: float) -> str:
         """Run one cell of ours: "done", "timeout" (interrupted, the kernel answers again) or "stuck"."""
