@@ -17,6 +17,8 @@ from ..compare import ArrayClose, Verdict
 from ..guard import call_with_timeout, failure
 from ..spec import Case, Question
 
+#: Functions of this module a notebook may call inside an answer (the tripwire refuses every other one).
+LEARNER_HELPERS = ("expand_layout",)
 MEMORY_N, MEMORY_D, MEMORY_BLOCK = 2048, 16, 64  # the memory check: one head, float32
 MEMORY_LIMIT = MEMORY_N * MEMORY_N * 4 // 8  # bytes: an eighth of one float32 score matrix (2 MB of 16 MB)
 
@@ -224,7 +226,8 @@ class FlashMemory:
         if failure(out, 10.0, "flash_forward") is None:
             if not ArrayClose(1e-6, 1e-8)(want, out.value).ok:
                 return Verdict(False, ["your flash_forward gives wrong values: make exercise 3 pass first"])
-            out = call_with_timeout(_peak_bytes, {"fn": got, "args": big}, 30.0)
+            out = call_with_timeout(_peak_bytes, {"fn": got, "args": big}, 30.0, forbid=forbid_attention_api(),
+                                    allow=(_peak_bytes,))
         why = failure(out, 30.0, "flash_forward")
         if why is not None:
             return Verdict(False, [why.line])
