@@ -269,6 +269,16 @@ def test_formative_time_limit_holds_when_the_alarm_is_disabled():
     assert signal.getsignal(signal.SIGALRM) == previous  # the learner's thread could not even touch the handler
 
 
+def test_formative_a_thread_left_running_cannot_rewrite_the_answer():
+    source = ("import threading, time\n"
+              "def sliding_window_mask(n, window, causal=False):\n"
+              "    out = np.zeros((n, n), dtype=bool)\n"
+              "    threading.Thread(target=time.sleep, args=(0.5,), daemon=True).start()\n"
+              "    return out\n")
+    r = _run(source, "sliding_window_mask", EX01[0])
+    assert r.points == 0 and "thread(s) running" in r.report()
+
+
 def test_formative_check_writes_no_log(monkeypatch, tmp_path):
     monkeypatch.setenv("SAATTN_GRADE_LOG", str(tmp_path / "log.jsonl"))
     from saattn_edu.grading import check

@@ -17,7 +17,7 @@ import sys
 
 from .processes import apply_limits, become_subreaper, kill_descendants
 
-PROBE_TIMEOUT = 3  # seconds for a trivial cell after an interrupted one: more means the kernel ignores SIGINT
+PROBE_TIMEOUT = 10  # seconds for a trivial cell after an interrupted one: more means the kernel ignores SIGINT
 SERVE = "__import__('saattn_edu.grading.kernel_side', fromlist=['serve']).serve(globals(), {folder!r})"
 
 

@@ -49,6 +49,7 @@ class Outcome:
     tampered: bool = False  # the function switched off the grader's trace function
     changed: list | None = None  # inputs changed in place, when checked where the function ran (summative)
     not_plain: str = ""  # why the returned value is not plain data, when checked where the function ran
+    left_threads: int = 0  # threads the function started that still run after it returned
 
 
 class RemoteFailure(Exception):
@@ -189,6 +190,7 @@ def call_with_timeout(fn, kwargs: dict, seconds: float, forbid=(), allow=()) -> 
     if remote is not None:
         return remote(kwargs, seconds)
     worker, previous = _Worker(fn, kwargs, Forbidden(forbid, allow)), threading.gettrace()
+    threads_before = set(threading.enumerate())
     worker.start()
     try:
         _watch(worker, seconds)
@@ -198,6 +200,8 @@ def call_with_timeout(fn, kwargs: dict, seconds: float, forbid=(), allow=()) -> 
     finally:
         threading.settrace(previous)
     out = worker.out
+    # a thread the function left running could still change what it returned, while it is compared
+    out.left_threads = len([t for t in threading.enumerate() if t not in threads_before and t is not worker])
     if isinstance(out.error, RemoteFailure):  # a remote measurement failed: its own outcome says how
         out = out.error.outcome
     if isinstance(out.error, NotImplementedError):

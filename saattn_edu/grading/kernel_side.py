@@ -14,7 +14,7 @@ import tracemalloc
 
 from .guard import call_with_timeout, changed_inputs, failure, fresh_copy, learner_traceback
 from .plain import PlainError, build_patterns, read, to_plain, write
-from .spec import get_question
+from .spec import get_question, questions
 
 
 def serve(namespace: dict, folder: str) -> None:
@@ -40,8 +40,7 @@ def _answer(namespace: dict, request: dict, folder: str) -> dict:
         return _write_plain(value, folder)
     if not callable(value):
         return {"status": "not callable", "type": type(value).__name__}
-    q = get_question(request["question"])
-    forbid = q.forbid() if q.forbid else ()
+    forbid = _forbidden_for(get_question(request["question"]))
     args = build_patterns(read(folder, "args"))
     seconds = float(request["timeout"])
     if op == "call":
@@ -56,6 +55,15 @@ def _answer(namespace: dict, request: dict, folder: str) -> dict:
     out = call_with_timeout(job, {"fn": value, "args": args, "repeats": int(request.get("repeats", 1))}, seconds,
                             forbid=forbid)
     return _ladder(out, seconds) or _write_plain(out.value, folder)
+
+
+def _forbidden_for(q) -> list:
+    """The question's library targets; a value question answered by a function (a timing or memory check)
+    inherits those of the function question with the same answer name."""
+    if q.forbid:
+        return q.forbid()
+    same = [o for o in questions(q.exercise).values() if o.forbid and o.lookup_name == q.lookup_name]
+    return same[0].forbid() if same else []
 
 
 def _ladder(out, seconds) -> dict | None:

@@ -88,6 +88,9 @@ def _run_case(q: Question, case: Case, k: int, answer, seed: int, remaining: flo
                      inputs)
     if out.not_plain:
         return _case(k, case, "failed", [out.not_plain], inputs)
+    if out.left_threads:
+        return _case(k, case, "failed", [f"your function left {out.left_threads} thread(s) running after it returned: "
+                                         "join every thread you start"], inputs)
     try:
         got = to_plain(out.value)
     except PlainError as exc:

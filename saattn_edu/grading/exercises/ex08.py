@@ -170,7 +170,7 @@ _MASK_HINT = ("bits = tl.load(Masks + mid·BM·BN + offs_m0[:, None]·BN + offs_
 
 def _question(name, number, hint, cases):
     return Question(name, number, reference=reference, compare=ArrayClose(**TOL), forbid=forbid_library,
-                    hint=hint, cases=cases)
+                    hint=hint, cases=cases, answer_name="triton_attention")  # every question grades this function
 
 
 QUESTIONS = [
