@@ -157,7 +157,8 @@ class Sandbox:
 
 def _read_status(folder: Path) -> tuple[dict, object]:
     try:
-        status = json.loads((folder / "status.json").read_text(encoding="utf-8")[: 1 << 20])
+        with open(folder / "status.json", "rb") as f:  # written by the learner's process: read a bounded prefix
+            status = json.loads(f.read(1 << 20).decode("utf-8"))
         if not isinstance(status, dict):
             raise ValueError("not an object")
         value = read(folder, "result") if status.get("status") == "ok" else None

@@ -188,7 +188,7 @@ def call_with_timeout(fn, kwargs: dict, seconds: float, forbid=(), allow=()) -> 
     anything fn does. A remote function (summative grading) is called through its own channel."""
     remote = getattr(fn, "remote_call", None)
     if remote is not None:
-        return remote(kwargs, seconds)
+        return _counted(remote(kwargs, seconds))
     worker, previous = _Worker(fn, kwargs, Forbidden(forbid, allow)), threading.gettrace()
     threads_before = set(threading.enumerate())
     worker.start()
@@ -204,6 +204,10 @@ def call_with_timeout(fn, kwargs: dict, seconds: float, forbid=(), allow=()) -> 
     out.left_threads = len([t for t in threading.enumerate() if t not in threads_before and t is not worker])
     if isinstance(out.error, RemoteFailure):  # a remote measurement failed: its own outcome says how
         out = out.error.outcome
+    return _counted(out)
+
+
+def _counted(out: Outcome) -> Outcome:
     if isinstance(out.error, NotImplementedError):
         not_implemented_seen[0] += 1
     return out
