@@ -285,3 +285,28 @@ def test_formative_check_writes_no_log(monkeypatch, tmp_path):
 
     check("ex01.q6", 24, quiet=True)
     assert not (tmp_path / "log.jsonl").exists() and not os.listdir(tmp_path)
+
+
+# ---- the channel: only plain data comes back from a learner's kernel ------------------------------------------------
+def test_plain_data_round_trips_and_forgeries_are_refused(tmp_path):
+    from saattn_edu.grading.plain import PlainError, build_patterns, read, to_plain, write
+
+    value = {"csr": (np.arange(4), np.zeros(0, dtype=np.int64)), 8: [1.5, float("inf")], "p": [None, True],
+             "layers": [__import__("saattn_edu.patterns", fromlist=["P"]).SlidingWindow(9)]}
+    write(value, tmp_path, "result")
+    back = read(tmp_path, "result")
+    assert back["csr"][0].tolist() == [0, 1, 2, 3] and type(back["csr"]) is tuple and back[8] == [1.5, float("inf")]
+    assert repr(build_patterns(back["layers"])[0]) == "SlidingWindow(window=9, causal=False)"
+    for bad in (np.ma.masked_all(3), np.zeros(2).view(type("Sub", (np.ndarray,), {})), np.array([object()]),
+                lambda: 0, type("Int", (int,), {})(3)):
+        with pytest.raises(PlainError):
+            to_plain(bad)
+    np.save(tmp_path / "evil-0.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    (tmp_path / "evil.json").write_text('{"__npy__": "evil-0.npy"}')
+    (tmp_path / "up.json").write_text('{"__npy__": "../result-0.npy"}')
+    (tmp_path / "link-0.npy").symlink_to(tmp_path / "result-0.npy")
+    (tmp_path / "link.json").write_text('{"__npy__": "link-0.npy"}')
+    (tmp_path / "junk.json").write_text('{"cells": [')
+    for stem in ("evil", "up", "link", "junk", "missing"):
+        with pytest.raises(PlainError):
+            read(tmp_path, stem)
