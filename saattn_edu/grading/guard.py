@@ -123,7 +123,6 @@ class Forbidden:
             self._seen[code] = hit
         return hit
 
-
     def _is_allowed(self, code) -> bool:
         return any(code.co_filename == f and (code.co_qualname == q or code.co_qualname.startswith(q + "."))
                    for f, q in self._allowed)
