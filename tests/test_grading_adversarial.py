@@ -255,10 +255,16 @@ def test_formative_masked_arrays_and_subclasses_are_named():
 
 
 def test_formative_library_routes_are_refused():
-    for name, qid in (("sliding_window_mask", EX01[0]), ("dilated_window_mask", EX01[1]),
-                      ("sliding_window_num_pairs", EX01[4])):
-        r = _run(LIBRARY_ROUTES, name, qid)
-        assert r.status == "refused" and r.points == 0, r.report()
+    from saattn_edu.patterns import window
+
+    saved = dict(vars(window))  # the attack reloads this module: put its original objects back afterwards
+    try:
+        for name, qid in (("sliding_window_mask", EX01[0]), ("dilated_window_mask", EX01[1]),
+                          ("sliding_window_num_pairs", EX01[4])):
+            r = _run(LIBRARY_ROUTES, name, qid)
+            assert r.status == "refused" and r.points == 0, r.report()
+    finally:
+        vars(window).update(saved)
 
 
 def test_formative_time_limit_holds_when_the_alarm_is_disabled():
