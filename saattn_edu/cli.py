@@ -1,7 +1,7 @@
 """`saattn` console script. Subcommands register themselves with @command; add yours the same way.
 
     saattn build-exercises [--force] [--check] [NAME ...]
-    saattn grade NOTEBOOK... [--report grades.json]      saattn grade --all SUBMISSIONS/ [--csv grades.csv]
+    saattn grade NOTEBOOK... [--report r.json]   saattn grade --all SUBMISSIONS/ [--csv grades.csv] [--jobs 2]
     saattn ring --world-size 4 --n 65536 [--causal] [--pattern window:1024]
 """
 from __future__ import annotations
@@ -51,19 +51,36 @@ def _grade_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", metavar="DIR", help="grade every .ipynb under DIR into one CSV")
     p.add_argument("--report", default="grade_report.json", help="JSON report (default: grade_report.json)")
     p.add_argument("--csv", default=None, help="CSV of points per exercise (default with --all: grades.csv)")
-    p.add_argument("--timeout", type=int, default=120, help="seconds per cell (default: 120)")
-    p.add_argument("--check-timeout", type=float, default=None, help="seconds per check (default: 10)")
-    p.add_argument("-j", "--jobs", type=int, default=1, help="notebooks graded at once (default: 1)")
+    p.add_argument("--timeout", type=int, default=120, help="seconds per notebook cell (default: 120)")
+    p.add_argument("--check-timeout", type=float, default=10.0, help="seconds per question (default: 10)")
+    p.add_argument("--limit", type=float, default=900.0,
+                   help="seconds per submission, then everything it started is killed (default: 900)")
+    p.add_argument("--memory-mb", type=int, default=8192, help="address space per process, MB (default: 8192)")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded at once (default: 1)")
+    p.add_argument("--force", action="store_true", help="grade again what the report already holds")
 
 
 def _submissions(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 
 
-@command("grade", "run notebooks in a fresh kernel and grade every check (the notebooks are not modified)",
+def _grade_limits(args):
+    from .course.channel import Limits
+
+    for name in ("timeout", "check_timeout", "limit", "memory_mb", "jobs"):
+        value = getattr(args, name)
+        if not value > 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value!r}")
+    return Limits(cell_timeout=args.timeout, check_timeout=args.check_timeout, wall=args.limit,
+                  memory_bytes=args.memory_mb << 20)
+
+
+@command("grade", "grade notebooks in sandboxed kernels; the grader computes every point (notebooks are only read)",
          _grade_args)
 def _grade(args) -> int:
-    from .course.grade import grade_paths, table, write_csv, write_json
+    from .course.grade import table
+    from .course.processes import become_subreaper
+    from .course.results import Results, grade_batch
 
     paths = [Path(p) for p in args.paths]
     if args.all:
@@ -74,13 +91,19 @@ def _grade(args) -> int:
     if not paths:
         print("saattn grade: no notebooks given (paths or --all DIR)", file=sys.stderr)
         return 2
-    grades = grade_paths(paths, jobs=args.jobs, cell_timeout=args.timeout, check_timeout=args.check_timeout)
-    for g in grades:
-        print(table(g))
-    write_json(grades, args.report)
     csv_path = args.csv or ("grades.csv" if args.all else None)
-    if csv_path:
-        write_csv(grades, csv_path, root=args.all)
+    try:
+        limits = _grade_limits(args)
+        results = Results(args.report, csv_path, root=args.all, force=args.force)  # checked before any grading
+    except ValueError as exc:
+        print(f"saattn grade: {exc}", file=sys.stderr)
+        return 2
+    become_subreaper()  # orphans of a submission whose supervisor was killed come back here, to be killed
+
+    def show(g, skipped):
+        print(table(g) + ("  (already graded: skipped; --force grades it again)" if skipped else ""), flush=True)
+
+    grades = grade_batch(paths, results, jobs=args.jobs, on_graded=show, limits=limits)
     print(f"report: {args.report}" + (f", {csv_path}" if csv_path else ""))
     return 0 if all(g.graded for g in grades) else 1
 

@@ -226,7 +226,10 @@ def test_exercise11_references_and_design_rules():
         pairs = n * n * layers.count(None) + sum(n + 2 * (r * n - r * (r + 1) // 2) for r in reach)
         return 4 * d_model * pairs
 
-    for name, answer in (("receptive_field", qs["receptive_field"].reference), ("stack_attention_flops", closed_form)):
+    def receptive_field(windows, causal):  # not the grader's reference: calling that is refused since issue 16
+        return sum((w - 1) if causal else w // 2 for w in windows)
+
+    for name, answer in (("receptive_field", receptive_field), ("stack_attention_flops", closed_form)):
         assert run_question(qs[name], answer, seed=7).points == qs[name].max_points
     assert run_question(qs["stack_attention_flops"], ex11._ref_stack_flops, seed=7).status == "refused"  # num_pairs
     assert ex11._ref_stack_flops([None, 9, 9], 64, 32) == TinyTransformer(

@@ -1,36 +1,42 @@
-"""`saattn grade`: run notebooks in a fresh kernel, collect every check, and write a table, JSON and CSV.
-
-The learner's file is only read: the notebook runs from an in-memory copy, in its own folder. Each check in the
-kernel appends its result to a JSON-lines file (grading.runner.LOG_ENV), so results survive cells that raise, and
-a last cell added by the grader checks every question against the names the learner defined.
+"""`saattn grade`: the grade of record. Each notebook runs in its own sandboxed kernel (course/sandbox.py) in a
+private copy of its folder; the grader draws every input, calls the learner's functions through plain data
+(course/channel.py) and computes every point in this process. The learner's files are only read.
 """
 from __future__ import annotations
 
-import csv
-import json
-import os
+import hashlib
 import re
+import shutil
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
 
 from ..grading.report import CaseResult, CheckResult, fmt_points
-from ..grading.runner import LOG_ENV
-from ..grading.spec import questions
+from ..grading.runner import draw_seed, run_question
+from ..grading.spec import Question, questions
+from .channel import Limits, RemoteFunction, Sandbox, SandboxGone, outcome_of
 
-DEFAULT_CELL_TIMEOUT = 120  # seconds per cell (a learner's top-level infinite loop is interrupted)
+MAX_NOTEBOOK_BYTES = 50 << 20
+MAX_COPY_BYTES, MAX_COPY_FILES = 100 << 20, 500  # the private copy of a submission's folder
 
 
 @dataclass
 class NotebookGrade:
     path: str
     graded: bool
-    error: str = ""  # why it could not be graded
+    error: str = ""  # why it could not be graded, or why it stopped ("timed out")
     exercise: str = ""  # "ex01"
-    results: list[dict] = field(default_factory=list)  # CheckResult.to_dict() + "source", one per question
+    results: list[dict] = field(default_factory=list)  # CheckResult.to_dict(), one per question
     cell_errors: list[dict] = field(default_factory=list)  # {"cell": k, "ename": ..., "evalue": ...}
+    sha256: str = ""  # of the notebook's bytes when it was graded (a rerun skips it while they are the same)
+    status: str = ""  # graded | timed out | kernel died | supervisor ended | not graded
+    seconds: float = 0.0  # wall time of its grading
+
+    def __post_init__(self):
+        self.status = self.status or ("graded" if self.graded else "not graded")
 
     @property
     def points(self) -> float:
@@ -43,10 +49,13 @@ class NotebookGrade:
     def to_dict(self) -> dict:
         return {**asdict(self), "points": self.points, "max_points": self.max_points}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "NotebookGrade":
+        keep = {k: d[k] for k in ("path", "graded", "error", "exercise", "results", "cell_errors", "sha256",
+                                  "status", "seconds") if k in d}
+        return cls(**keep)
 
-# ----------------------------------------------------------------------------------------------------------------
-# Which exercise module a notebook belongs to
-# ----------------------------------------------------------------------------------------------------------------
+
 def exercise_of(path: Path, nb) -> str:
     """'ex01' from the file name '01_patterns.ipynb', else from the first check("exNN. ...") in its cells."""
     candidates = []
@@ -54,7 +63,7 @@ def exercise_of(path: Path, nb) -> str:
     if m:
         candidates.append(f"ex{m.group(1)}")
     for cell in nb.cells:
-        candidates += re.findall(r"""check\(\s*["'](ex\d{2})\.""", cell.source)
+        candidates += re.findall(r"""check\(\s*["'](ex\d{2})\.""", str(cell.get("source", "")))
     for ex in candidates:
         try:
             questions(ex)
@@ -65,122 +74,125 @@ def exercise_of(path: Path, nb) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Running one notebook
+# One notebook
 # ----------------------------------------------------------------------------------------------------------------
-def _final_cell(exercise: str):
-    code = (f"__import__('saattn_edu.grading.autograde', fromlist=['grade_namespace'])"
-            f".grade_namespace({exercise!r}, globals());")
-    return nbformat.v4.new_code_cell(code)
-
-
-def _execute(nb, folder: Path, log: Path, exercise: str, cell_timeout: int, check_timeout) -> list[dict]:
-    """Run every cell (errors and timeouts recorded, not fatal), then the grader's cell; returns cell errors."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    env = {**os.environ, LOG_ENV: str(log)}
-    if check_timeout is not None:
-        env["SAATTN_CHECK_TIMEOUT"] = str(check_timeout)
-    client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
-                            interrupt_on_timeout=True, resources={"metadata": {"path": str(folder)}})
-    errors = []
-    if exercise:
-        nb.cells.append(_final_cell(exercise))  # an in-memory copy: the learner's file is never written
-    cells = list(enumerate(nb.cells))
-    with client.setup_kernel(env=env):
-        for k, cell in cells:
-            try:
-                client.execute_cell(cell, k)
-            except CellTimeoutError:
-                errors.append({"cell": k, "ename": "Timeout", "evalue": f"cell ran over {cell_timeout} s"})
-            except DeadKernelError:
-                errors.append({"cell": k, "ename": "DeadKernel", "evalue": "the kernel died; later cells not run"})
-                break
-            errors += [{"cell": k, "ename": o.get("ename", ""), "evalue": o.get("evalue", "")}
-                       for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-    return errors
-
-
-def _read_log(log: Path) -> list[dict]:
-    if not log.exists():
-        return []
-    out = []
-    for line in log.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut short by a dying kernel
-            continue
-    return out
-
-
-def _missing(exercise: str, name: str, why: str) -> dict:
-    q = questions(exercise)[name]
-    cases = [CaseResult(k, c.label, "missing", 0.0, c.points) for k, c in enumerate(q.cases, 1)] or \
-        [CaseResult(1, "your answer", "missing", 0.0, q.max_points)]
-    return {**CheckResult(q.id, 0, cases, note=why).to_dict(), "source": "none"}
-
-
-def choose_results(exercise: str, logged: list[dict]) -> list[dict]:
-    """One result per question: the grader's own check, unless the learner's answer had another name there; then
-    the learner's last in-notebook check of that question."""
-    names = list(questions(exercise)) if exercise else []
-    final = {r["question"]: r for r in logged if r.get("source") == "final"}
-    last_check = {r["question"]: r for r in logged if r.get("source") == "check"}  # later lines win
-    chosen = []
-    for name in names:
-        qid = f"{exercise}.{name}"
-        f, c = final.get(qid), last_check.get(qid)
-        if f is not None and not (f.get("note") and c is not None):
-            chosen.append(f)
-        elif c is not None:
-            chosen.append(c)
-        else:
-            chosen.append(_missing(exercise, name, "no check ran (the kernel stopped before the grader's cell)"))
-    extra = [r for q, r in last_check.items() if not exercise or not q.startswith(exercise + ".")]
-    return chosen + extra
-
-
-def grade_notebook(path, cell_timeout: int = DEFAULT_CELL_TIMEOUT, check_timeout=None) -> NotebookGrade:
-    """Grade one notebook; never modifies it. graded=False (with `error`) only when it could not be run."""
-    path = Path(path)
+def read_notebook(path: Path) -> tuple[bytes, object]:
+    """The notebook's bytes and its parsed form; ValueError saying why it cannot be read."""
     try:
-        nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
-    except Exception as exc:  # noqa: BLE001 - unreadable file / not a notebook: say so, grade the others
-        return NotebookGrade(str(path), False, error=f"cannot read the notebook: {type(exc).__name__}: {exc}")
+        if not path.is_file() or path.is_symlink():
+            raise ValueError("no such notebook file")
+        if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+            raise ValueError(f"larger than {MAX_NOTEBOOK_BYTES >> 20} MB")
+        data = path.read_bytes()
+        return data, nbformat.reads(data.decode("utf-8"), as_version=4)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file: say so, grade the others
+        raise ValueError(f"cannot read the notebook: {type(exc).__name__}: {str(exc)[:300]}") from None
+
+
+def private_copy(path: Path, data: bytes, work: Path) -> Path:
+    """work/ gets the notebook's folder (regular files, no other notebooks, no links) and the notebook itself."""
+    work.mkdir()
+    budget, count = MAX_COPY_BYTES, 0
+    for src in sorted(path.parent.rglob("*")):
+        rel = src.relative_to(path.parent)
+        if src.is_symlink() or not src.is_file() or src.suffix == ".ipynb" or len(rel.parts) > 3 \
+                or any(p.startswith(".") for p in rel.parts):
+            continue
+        size = src.stat().st_size
+        if size > budget or count >= MAX_COPY_FILES:
+            continue
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, work / rel)
+        budget, count = budget - size, count + 1
+    target = work / path.name
+    target.write_bytes(data)
+    return target
+
+
+def grade_notebook(path, limits: Limits | None = None, seed: int | None = None) -> NotebookGrade:
+    """Grade one notebook in its sandbox; never modifies it. graded=False (with `error`) only when it could not
+    be run; status "timed out" when the sandbox hit a limit (points of the questions graded before it stay)."""
+    path, limits = Path(path), limits or Limits()
+    try:
+        data, nb = read_notebook(path)
+    except ValueError as exc:
+        return NotebookGrade(str(path), False, error=str(exc))
+    digest = hashlib.sha256(data).hexdigest()
     exercise = exercise_of(path, nb)
+    if not exercise:
+        return NotebookGrade(str(path), False, error="no graded exercises found (no exNN_ file name and no check() "
+                                                     "calls)", sha256=digest)
+    grade, start = NotebookGrade(str(path), True, exercise=exercise, sha256=digest), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="saattn-grade-") as tmp:
-        log = Path(tmp) / "checks.jsonl"
+        calls = Path(tmp) / "calls"
+        calls.mkdir(mode=0o700)
+        sandbox = Sandbox(private_copy(path, data, Path(tmp) / "work"), Path(tmp) / "work", calls, limits)
         try:
-            errors = _execute(nb, path.resolve().parent, log, exercise, cell_timeout, check_timeout)
+            sandbox.start()
+            grade.cell_errors = sandbox.run_cells()
+            for q in questions(exercise).values():
+                grade.results.append(grade_question(sandbox, q, limits, seed))
+        except SandboxGone:
+            pass
         except Exception as exc:  # noqa: BLE001 - the kernel could not start
-            return NotebookGrade(str(path), False, error=f"cannot run the notebook: {type(exc).__name__}: {exc}")
-        results = choose_results(exercise, _read_log(log))
-    if not results:
-        return NotebookGrade(str(path), False, exercise=exercise, cell_errors=errors,
-                             error="no graded exercises found (no exNN_ file name and no check() calls)")
-    return NotebookGrade(str(path), True, exercise=exercise, results=results, cell_errors=errors)
+            grade.graded, grade.status, grade.error = False, "not graded", f"cannot run: {type(exc).__name__}: {exc}"
+        finally:
+            sandbox.close()
+            shutil.rmtree(tmp, onerror=_make_writable)
+    grade.seconds = round(time.monotonic() - start, 2)
+    if sandbox.gone:
+        grade.status, grade.error = sandbox.gone, f"{sandbox.gone}: everything it started was stopped"
+        done = {r["question"] for r in grade.results}
+        grade.results += [_unrun(q, sandbox.gone) for q in questions(exercise).values() if q.id not in done]
+    return grade
 
 
-def grade_paths(paths, jobs: int = 1, **kwargs) -> list[NotebookGrade]:
-    """Grade notebooks in order; `jobs` > 1 runs that many at once (one process and one kernel each)."""
-    paths = list(paths)
-    if jobs <= 1 or len(paths) < 2:
-        return [grade_notebook(p, **kwargs) for p in paths]
-    from concurrent.futures import ProcessPoolExecutor
+def _make_writable(func, p, exc_info):
+    """rmtree's error handler: a learner's chmod 000 folder is made deletable, then deleted."""
+    import os
 
-    with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
-        futures = [pool.submit(grade_notebook, p, **kwargs) for p in paths]
-        return [f.result() for f in futures]
+    try:
+        os.chmod(Path(p).parent, 0o700)
+        os.chmod(p, 0o700)
+        func(p)
+    except OSError:
+        pass
+
+
+def grade_question(sandbox: Sandbox, q: Question, limits: Limits, seed: int | None) -> dict:
+    """One question: look the learner's answer up in the kernel, then grade it here."""
+    status, value = sandbox.request("get", q.lookup_name, q.id, timeout=limits.check_timeout)
+    kind = status.get("status")
+    if kind == "missing":
+        return _unrun(q, f"`{q.lookup_name}` is not defined in the notebook", "not attempted")
+    if kind == "callable":
+        answer = RemoteFunction(sandbox, q.lookup_name, q.id)
+    elif kind == "ok":
+        answer = value
+    else:
+        out = outcome_of(status, None)
+        return _unrun(q, out.not_plain or "; ".join(getattr(out.error, "lines", [])) or str(kind), "failed")
+    result = run_question(q, answer, seed=draw_seed() if seed is None else seed, timeout=limits.check_timeout)
+    if sandbox.gone:
+        raise SandboxGone(sandbox.gone)
+    return result.to_dict()
+
+
+def _unrun(q: Question, why: str, status: str = "timeout") -> dict:
+    cases = [CaseResult(k, c.label, status, 0.0, c.points) for k, c in enumerate(q.cases, 1)] or \
+        [CaseResult(1, "your answer", status, 0.0, q.max_points)]
+    return CheckResult(q.id, 0, cases, note=why[:300]).to_dict()
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Output: table, JSON, CSV
+# Output: the table printed per notebook
 # ----------------------------------------------------------------------------------------------------------------
 def table(g: NotebookGrade) -> str:
     if not g.graded:
         return f"{g.path}: NOT GRADED - {g.error}"
     width = max([len("exercise")] + [len(r["question"]) for r in g.results])
-    lines = [f"{g.path}: {fmt_points(g.points)}/{fmt_points(g.max_points)} points",
+    head = f"{g.path}: {fmt_points(g.points)}/{fmt_points(g.max_points)} points"
+    lines = [head + (f"  ({g.status.upper()}: {g.error})" if g.status != "graded" else ""),
              f"  {'exercise':<{width}}  {'points':>6}  {'max':>5}  status"]
     for r in g.results:
         lines.append(f"  {r['question']:<{width}}  {fmt_points(r['points']):>6}  {fmt_points(r['max_points']):>5}"
@@ -189,21 +201,3 @@ def table(g: NotebookGrade) -> str:
         first = g.cell_errors[0]
         lines.append(f"  {len(g.cell_errors)} cell(s) raised; first: cell {first['cell']} {first['ename']}")
     return "\n".join(lines)
-
-
-def write_json(grades, path) -> None:
-    Path(path).write_text(json.dumps({"notebooks": [g.to_dict() for g in grades]}, indent=1) + "\n",
-                          encoding="utf-8")
-
-
-def write_csv(grades, path, root=None) -> None:
-    """One row per submission: its points per exercise, total, max and whether it was graded."""
-    columns = list(dict.fromkeys(r["question"] for g in grades for r in g.results))
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["submission", *columns, "total", "max", "graded", "error"])
-        for g in grades:
-            pts = {r["question"]: fmt_points(r["points"]) for r in g.results}
-            name = os.path.relpath(g.path, root) if root else g.path
-            w.writerow([name, *(pts.get(c, "") for c in columns), fmt_points(g.points), fmt_points(g.max_points),
-                        "yes" if g.graded else "no", g.error])

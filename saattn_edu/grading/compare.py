@@ -31,8 +31,12 @@ def _not_an_array(got) -> str | None:
         return f"returned a {type(got).__name__}; expected a NumPy array (build it with NumPy, or np.asarray(...))"
     if type(got).__module__.startswith("torch"):
         return "returned a torch tensor; expected a NumPy array (.numpy())"
+    if isinstance(got, np.ma.MaskedArray):
+        return "returned a masked array (np.ma); expected a plain NumPy array of real values"
     if not isinstance(got, np.ndarray):
         return f"returned {_describe_type(got)}; expected a NumPy array"
+    if type(got) is not np.ndarray:
+        return f"returned a {type(got).__name__}, a subclass of np.ndarray; expected a plain NumPy array (np.asarray)"
     return None
 
 
@@ -108,7 +112,8 @@ class ArrayClose:
         bad = ~np.isfinite(got)
         if bad.any():
             idx = tuple(int(k) for k in np.argwhere(bad)[0])
-            return Verdict(False, [f"{int(bad.sum())} entries are NaN or inf; first at {list(idx)}: {got[idx].item()!r}"])
+            where = f"first at {list(idx)}: {got[idx].item()!r}"
+            return Verdict(False, [f"{int(bad.sum())} entries are NaN or inf; {where}"])
         err = np.abs(got.astype(np.float64) - expected)
         if np.all(err <= self.atol + self.rtol * np.abs(expected)):
             return Verdict(True)

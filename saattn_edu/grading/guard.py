@@ -1,26 +1,33 @@
-"""What the runner guards a learner's function with: a time limit, a tripwire on library solutions, input copies.
+"""What the runner guards a learner's function with: a watchdog, a tripwire on library solutions, input copies.
 
-The time limit uses SIGALRM where it can (Unix, main thread: the case in Jupyter, Colab and plain Python) and a
-watchdog thread elsewhere. The tripwire swaps the library functions that already compute the answer (and every other
-name bound to them, in the library and in the learner's globals) for ones that record the call and raise, only while
-the learner's function runs.
+The learner's function runs in a worker thread; the caller's thread is the watchdog. At the deadline the watchdog
+stops the worker (an exception at its next bytecode, then at every line, so a bare `except:` cannot keep it alive)
+and returns "timed out" whatever the learner's code did to signals or alarms (a worker thread cannot even set a
+signal handler). What Python cannot stop: a call stuck inside C code, or code that switches off the interpreter's
+tracing (`sys.settrace(None)`) and then swallows every exception; the check still returns at its deadline and
+reports the function as still running in the background (restart the kernel).
+
+The tripwire is the same trace function: every Python function the worker (or a thread it starts) enters is looked
+up by its code's file and qualified name, so the library's solutions are caught however they are reached (an alias,
+a class held in a default argument, a module reloaded with importlib). Nothing in the library is modified.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import ctypes
-import signal
 import sys
 import threading
+import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 _GRADING_DIR = str(Path(__file__).resolve().parent)
+_EXERCISES_DIR = str(Path(__file__).resolve().parent / "exercises")
 _MAX_FRAMES = 6
+_POLL = 0.02  # seconds between the watchdog's looks at the worker
 
 
 class CheckTimeout(BaseException):
@@ -28,7 +35,7 @@ class CheckTimeout(BaseException):
 
 
 class LibraryCall(BaseException):
-    """Raised when the learner's function calls the library's own solution."""
+    """Raised inside the learner's function when it has called the library's own solution."""
 
 
 @dataclass
@@ -36,154 +43,188 @@ class Outcome:
     value: object = None
     error: BaseException | None = None
     timed_out: bool = False
-    mechanism: str = ""  # "alarm" | "watchdog"
-    still_running: bool = False  # watchdog could not stop the thread (it is stuck in C code)
+    mechanism: str = "watchdog"
+    still_running: bool = False  # the worker could not be stopped (stuck in C code, or tracing switched off)
+    library_calls: list = field(default_factory=list)  # labels of the library solutions the function called
+    tampered: bool = False  # the function switched off the grader's trace function
+    changed: list | None = None  # inputs changed in place, when checked where the function ran (summative)
+    not_plain: str = ""  # why the returned value is not plain data, when checked where the function ran
+    left_threads: int = 0  # threads the function started that still run after it returned
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Time limit
-# ----------------------------------------------------------------------------------------------------------------
+class RemoteFailure(Exception):
+    """Raised by a remote function's measurement when the learner's kernel reports a failure (an Outcome)."""
+
+    def __init__(self, outcome: Outcome):
+        super().__init__(outcome.error or "remote call failed")
+        self.outcome = outcome
+
+
+@dataclass
+class Failure:
+    """One rung of the failure ladder shared by the runner and the comparators that run the learner's code."""
+
+    status: str  # refused | timeout | not attempted | error
+    line: str
+
+
 #: How many learner calls ended in NotImplementedError: a comparison that runs the learner's code and fails
 #: right after one is reported "not attempted" by the runner, whatever words the comparison chose.
 not_implemented_seen = [0]
 
 
-def call_with_timeout(fn, kwargs: dict, seconds: float) -> Outcome:
-    """fn(**kwargs) with a time limit; never raises."""
-    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
-        out = _call_with_alarm(fn, kwargs, seconds)
-    else:
-        out = _call_with_watchdog(fn, kwargs, seconds)
+def failure(out: Outcome, seconds: float, name: str = "your function") -> Failure | None:
+    """The ladder, in order: called the library's own solution / not attempted yet / did not finish in time /
+    raised. None when the call returned a value."""
+    if out.library_calls or out.tampered or isinstance(out.error, LibraryCall):
+        used = out.library_calls[0] if out.library_calls else "the grader's guard was switched off"
+        return Failure("refused", f"{name} called the library's own solution ({used}): write it yourself with NumPy")
+    if isinstance(out.error, NotImplementedError):
+        return Failure("not attempted", f"not attempted yet: {name} still raises NotImplementedError")
+    if out.timed_out:
+        tail = "; it is stuck and still running in the background (restart the kernel)" if out.still_running else ""
+        return Failure("timeout", f"{name} did not finish in time: ran longer than {seconds:g} s and was stopped{tail}")
+    if out.error is not None:
+        return Failure("error", f"{name} raised {type(out.error).__name__}: {out.error}")
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The tripwire: which code is the library's own solution
+# ----------------------------------------------------------------------------------------------------------------
+def _code_of(raw):
+    fn = raw.__func__ if isinstance(raw, (classmethod, staticmethod)) else raw
+    fn = getattr(fn, "fget", fn)  # a property: its getter
+    return getattr(fn, "__code__", None)
+
+
+class Forbidden:
+    """Code the learner's function may not enter: the targets' (file, qualified name), and every function of the
+    grader's exercise modules (references, case generators) except the helpers a notebook is meant to call."""
+
+    def __init__(self, targets=(), allow=()):
+        self.labels: dict[tuple, str] = {}
+        # the grader's own measuring helpers that call the learner's function (and code nested in them)
+        self._allowed = [(fn.__code__.co_filename, fn.__code__.co_qualname) for fn in allow]
+        for owner, attr in targets:
+            raw = owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)
+            code = _code_of(raw)
+            if code is not None:
+                self.labels[(code.co_filename, code.co_qualname)] = f"{getattr(owner, '__name__', owner)}.{attr}"
+        self._seen: dict = {}
+
+    def label(self, code) -> str | None:
+        hit = self._seen.get(code, 0)
+        if hit == 0:
+            hit = self.labels.get((code.co_filename, code.co_qualname))
+            if hit is None and code.co_filename.startswith(_EXERCISES_DIR) and not _learner_helper(code) \
+                    and not self._is_allowed(code):
+                hit = f"the grader's {Path(code.co_filename).stem}.{code.co_qualname}"
+            self._seen[code] = hit
+        return hit
+
+    def _is_allowed(self, code) -> bool:
+        return any(code.co_filename == f and (code.co_qualname == q or code.co_qualname.startswith(q + "."))
+                   for f, q in self._allowed)
+
+
+def _learner_helper(code) -> bool:
+    module = sys.modules.get(f"saattn_edu.grading.exercises.{Path(code.co_filename).stem}")
+    helpers = getattr(module, "LEARNER_HELPERS", ())
+    return code.co_qualname.split(".")[0] in helpers
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The watchdog
+# ----------------------------------------------------------------------------------------------------------------
+class _Worker(threading.Thread):
+    """Runs fn(**kwargs) under a trace function that is both the tripwire and the stop switch."""
+
+    def __init__(self, fn, kwargs, forbidden: Forbidden):
+        super().__init__(name="saattn-check", daemon=True)
+        self.fn, self.kwargs, self.forbidden = fn, kwargs, forbidden
+        self.out = Outcome()
+        self.stop_with: type | None = None  # set by the watchdog: raise this at every line from now on
+
+    def run(self):
+        sys.settrace(self._on_call)
+        threading.settrace(self._on_call)  # threads the learner's function starts are watched too
+        try:
+            self.out.value = self.fn(**self.kwargs)
+            self.out.tampered = sys.gettrace() != self._on_call
+        except (CheckTimeout, LibraryCall):
+            pass
+        except BaseException as exc:  # noqa: BLE001 - anything the learner raises is reported, not propagated
+            self.out.error = exc
+        finally:
+            sys.settrace(None)
+
+    def _on_call(self, frame, event, arg):
+        label = self.forbidden.label(frame.f_code)
+        if label is not None:
+            self.out.library_calls.append(label)
+            self.stop_with = self.stop_with or LibraryCall
+        return self._on_line if self.stop_with else None
+
+    def _on_line(self, frame, event, arg):
+        if event == "line" and self.stop_with is not None and frame.f_code is not _Worker.run.__code__:
+            raise self.stop_with()  # only on lines: an error on an "exception" event would land in the learner's try
+        return self._on_line
+
+    def stop(self, exc_type: type) -> None:
+        """Raise exc_type in the worker now and at every line of every frame it is in (bare excepts included)."""
+        self.stop_with = exc_type
+        frame = sys._current_frames().get(self.ident)
+        while frame is not None and frame.f_code is not _Worker.run.__code__:
+            frame.f_trace, frame.f_trace_lines = self._on_line, True
+            frame = frame.f_back
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.ident), ctypes.py_object(exc_type))
+
+
+def call_with_timeout(fn, kwargs: dict, seconds: float, forbid=(), allow=()) -> Outcome:
+    """fn(**kwargs) in a worker thread with a wall-clock limit and a tripwire on `forbid` ([(owner, attribute)]);
+    `allow`: the grader's own functions (of an exercise module) that wrap the learner's call. Never raises for
+    anything fn does. A remote function (summative grading) is called through its own channel."""
+    remote = getattr(fn, "remote_call", None)
+    if remote is not None:
+        return _counted(remote(kwargs, seconds))
+    worker, previous = _Worker(fn, kwargs, Forbidden(forbid, allow)), threading.gettrace()
+    threads_before = set(threading.enumerate())
+    worker.start()
+    try:
+        _watch(worker, seconds)
+    except BaseException:  # the learner pressed "interrupt kernel" while waiting: stop the worker too
+        worker.stop(CheckTimeout)
+        raise
+    finally:
+        threading.settrace(previous)
+    out = worker.out
+    # a thread the function left running could still change what it returned, while it is compared
+    out.left_threads = len([t for t in threading.enumerate() if t not in threads_before and t is not worker])
+    if isinstance(out.error, RemoteFailure):  # a remote measurement failed: its own outcome says how
+        out = out.error.outcome
+    return _counted(out)
+
+
+def _counted(out: Outcome) -> Outcome:
     if isinstance(out.error, NotImplementedError):
         not_implemented_seen[0] += 1
     return out
 
 
-def _call_with_alarm(fn, kwargs, seconds) -> Outcome:
-    fired = []
-
-    def on_alarm(signum, frame):
-        if frame is not None and frame.f_code is _call_with_alarm.__code__:
-            return  # the learner's function has just returned: nothing to stop
-        fired.append(True)
-        if len(fired) > 1:  # the first stop was swallowed (a bare `except:` in a loop): stop at every line
-            _stop_at_every_line(frame)
-        raise CheckTimeout()
-
-    previous, previous_trace = signal.signal(signal.SIGALRM, on_alarm), sys.gettrace()
-    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3), 0.05)  # then again every 50 ms until it stops
-    out = Outcome(mechanism="alarm")
-    try:
-        out.value = fn(**kwargs)
-    except CheckTimeout:
-        pass
-    except BaseException as exc:  # noqa: BLE001 - anything the learner raises is reported, not propagated
-        out.error = exc
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        sys.settrace(previous_trace)
-        signal.signal(signal.SIGALRM, previous)
-    out.timed_out = bool(fired)
-    return out
-
-
-def _stop_at_every_line(frame) -> None:
-    """Trace the learner's frames (and any new one) with a function that raises on every line: an exception
-    raised inside an `except` block leaves that block, so even `while True: try: ... except: pass` ends."""
-    def stop(f, event, arg):
-        if f.f_code is _call_with_alarm.__code__:
-            return None
-        if event == "line":  # only here: an error on an "exception" event would land in the learner's try
-            raise CheckTimeout()
-        return stop
-
-    while frame is not None and frame.f_code is not _call_with_alarm.__code__:
-        frame.f_trace, frame.f_trace_lines = stop, True
-        frame = frame.f_back
-    sys.settrace(stop)
-
-
-def _call_with_watchdog(fn, kwargs, seconds) -> Outcome:
-    out = Outcome(mechanism="watchdog")
-
-    def target():
-        try:
-            out.value = fn(**kwargs)
-        except CheckTimeout:
-            pass
-        except BaseException as exc:  # noqa: BLE001
-            out.error = exc
-
-    worker = threading.Thread(target=target, name="saattn-check", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        out.timed_out = True
-        # Ask the interpreter to raise in the worker at its next bytecode (a call stuck in C finishes first);
-        # again every 50 ms for a second, in case the learner's code swallows it.
-        for _ in range(20):
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident), ctypes.py_object(CheckTimeout))
-            worker.join(0.05)
-            if not worker.is_alive():
-                break
-        out.still_running = worker.is_alive()
-    return out
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Tripwire on the library's own solution
-# ----------------------------------------------------------------------------------------------------------------
-def _tripped(label: str, calls: list):
-    def tripwire(*args, **kwargs):
-        calls.append(label)
-        raise LibraryCall(label)
-
-    return tripwire
-
-
-def _tripped_like(raw, label: str, calls: list):
-    """A tripwire of the same kind (plain, classmethod, staticmethod) as the attribute it replaces."""
-    wire = _tripped(label, calls)
-    if isinstance(raw, classmethod):
-        return classmethod(wire)
-    if isinstance(raw, staticmethod):
-        return staticmethod(wire)
-    return wire
-
-
-def _aliases(labels: dict, namespaces, own: set) -> list:
-    """(namespace, name, label) of every other binding of a target function (`labels`: id -> label): the learner's
-    globals (`from saattn_edu.x import f`) and the library's modules that import the same helper. `own`: the
-    (namespace id, name) slots the targets themselves occupy, already swapped."""
-    library = [vars(m) for name, m in list(sys.modules.items()) if name.split(".")[0] == "saattn_edu" and m]
-    return [(ns, name, labels[id(value)]) for ns in library + [ns for ns in namespaces if ns is not None]
-            for name, value in list(ns.items()) if id(value) in labels and (id(ns), name) not in own]
-
-
-@contextlib.contextmanager
-def tripwire(targets, namespaces=()):
-    """While active, calling any `owner.attribute` in targets, or the same function under another name in the
-    library's modules or in `namespaces` (the learner's globals), records its name in the yielded list and raises."""
-    calls: list[str] = []
-    saved, labels = [], {}
-    for owner, attr in targets:
-        raw = owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)
-        label = f"{getattr(owner, '__name__', owner)}.{attr}"
-        labels[id(raw.__func__ if isinstance(raw, (classmethod, staticmethod)) else raw)] = label
-        saved.append((owner, attr, raw, label))
-    own = {(id(vars(owner)), attr) for owner, attr, _, _ in saved}
-    aliases = [(ns, name, ns[name], label) for ns, name, label in _aliases(labels, namespaces, own)]
-    for owner, attr, raw, label in saved:
-        setattr(owner, attr, _tripped_like(raw, label, calls))
-    for ns, name, _, label in aliases:
-        ns[name] = _tripped(label, calls)
-    try:
-        yield calls
-    finally:
-        for ns, name, raw, _ in reversed(aliases):
-            ns[name] = raw
-        for owner, attr, raw, _ in reversed(saved):
-            setattr(owner, attr, raw)
+def _watch(worker: _Worker, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while worker.is_alive() and not worker.out.library_calls and time.monotonic() < deadline:
+        worker.join(min(_POLL, max(0.0, deadline - time.monotonic())))
+    if not worker.is_alive():
+        return
+    worker.out.timed_out = not worker.out.library_calls
+    for _ in range(50):  # again every 20 ms for a second, in case the learner's code swallows it
+        worker.stop(LibraryCall if worker.out.library_calls else CheckTimeout)
+        worker.join(_POLL)
+        if not worker.is_alive():
+            return
+    worker.out.still_running = True
 
 
 # ----------------------------------------------------------------------------------------------------------------

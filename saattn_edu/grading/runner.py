@@ -1,30 +1,34 @@
-"""`check`: run one question's cases against the reference on fresh random inputs, guarded, and report."""
+"""`check`: run one question's cases against the reference on fresh random inputs, guarded, and report.
+
+The same loop grades both modes: formative `check(id, fn)` calls the learner's function in this kernel;
+summative `saattn grade` passes a remote function (course/channel.py) whose calls run in the learner's sandboxed
+kernel and come back as plain data. Either way the inputs are drawn here, the expected value is computed here
+only after the learner's call has returned, and the learner's value is plain data before it is compared.
+"""
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import numpy as np
 
-from .guard import (LibraryCall, call_with_timeout, changed_inputs, fresh_copy, learner_traceback,
-                    not_implemented_seen, tripwire)
+from .guard import call_with_timeout, changed_inputs, failure, fresh_copy, learner_traceback, not_implemented_seen
+from .plain import PlainError, build_patterns, to_plain
 from .report import CaseResult, CheckResult
 from .spec import Case, Question, get_question
 
 DEFAULT_TIMEOUT = 10.0  # seconds per check (all its cases together)
-LOG_ENV = "SAATTN_GRADE_LOG"  # `saattn grade` sets it: every check appends its result to this JSON-lines file
 _MISSING = object()
 
 
 def check(question_id: str, answer=_MISSING, *, seed: int | None = None, timeout: float | None = None,
           quiet: bool = False) -> CheckResult:
-    """Check a learner's function (or value) for question 'exNN.name'; prints a report, returns the result."""
+    """Check a learner's function (or value) for question 'exNN.name'; prints a report, returns the result.
+    Formative feedback only: the grade of record is `saattn grade`, which computes every point itself."""
     result = run_question(get_question(question_id), answer, seed=seed, timeout=timeout)
     if not quiet:
         print(result.report())
         result._fresh = True  # a notebook displaying the returned result shows nothing more
-    log_result(result, source="check")
     return result
 
 
@@ -36,13 +40,6 @@ def draw_seed() -> int:
 
 def default_timeout() -> float:
     return float(os.environ.get("SAATTN_CHECK_TIMEOUT", DEFAULT_TIMEOUT))
-
-
-def log_result(result: CheckResult, source: str) -> None:
-    path = os.environ.get(LOG_ENV)
-    if path:
-        with open(path, "a", encoding="utf-8") as f:  # one line per check, flushed now: survives a later crash
-            f.write(json.dumps({**result.to_dict(), "source": source}) + "\n")
 
 
 def run_question(q: Question, answer=_MISSING, *, seed: int | None = None,
@@ -75,35 +72,42 @@ def _case(k: int, case: Case, status: str, lines=(), inputs: str = "", points: f
 
 def _run_case(q: Question, case: Case, k: int, answer, seed: int, remaining: float, timeout: float) -> CaseResult:
     kwargs = case.make(np.random.default_rng([seed, k]))  # case k of this seed: reproducible alone
-    expected = q.reference(**fresh_copy(kwargs))  # the reference gets its own copy; computed before any tripwire
     given, before = fresh_copy(kwargs), fresh_copy(kwargs)
-    with tripwire(q.forbid() if q.forbid else [], namespaces=[getattr(answer, "__globals__", None)]) as calls:
-        out = call_with_timeout(answer, given, remaining)
+    out = call_with_timeout(answer, given, remaining, forbid=q.forbid() if q.forbid else ())
     inputs = describe_inputs(kwargs)
-    if calls or isinstance(out.error, LibraryCall):
-        used = calls[0] if calls else str(out.error)
-        return _case(k, case, "refused", [f"your function called the library's own solution ({used}): "
-                                          "write it yourself with NumPy"], inputs)
-    if out.timed_out:
-        tail = "; it is stuck in C code and still running in the background" if out.still_running else ""
-        return _case(k, case, "timeout", [f"ran longer than this check's {timeout:g} s and was stopped{tail}"],
-                     inputs)
-    if isinstance(out.error, NotImplementedError):
-        return _case(k, case, "not attempted")
-    if out.error is not None:
-        return _case(k, case, "error", learner_traceback(out.error), inputs)
-    changed = changed_inputs(before, given)
+    why = failure(out, timeout)
+    if why is not None and why.status == "error":
+        return _case(k, case, "error", getattr(out.error, "lines", None) or learner_traceback(out.error), inputs)
+    if why is not None:
+        lines = [] if why.status == "not attempted" else [why.line]
+        return _case(k, case, why.status, lines, inputs)
+    changed = out.changed if getattr(out, "changed", None) is not None else changed_inputs(before, given)
     if changed:
         names = ", ".join(f"`{c}`" for c in changed)
         return _case(k, case, "failed", [f"your function changed its input {names} in place: work on a copy"],
                      inputs)
-    return _verdict(k, case, q.compare, expected, out.value, inputs)
+    if out.not_plain:
+        return _case(k, case, "failed", [out.not_plain], inputs)
+    if out.left_threads:
+        return _case(k, case, "failed", [f"your function left {out.left_threads} thread(s) running after it returned: "
+                                         "join every thread you start"], inputs)
+    try:
+        got = to_plain(out.value)
+    except PlainError as exc:
+        return _case(k, case, "failed", [f"returned {exc}"], inputs)
+    expected = q.reference(**kwargs)  # only now: no frame the learner's code could read ever held it
+    return _verdict(k, case, q.compare, expected, build_patterns(got), inputs)
 
 
 def _run_value(q: Question, answer) -> CaseResult:
     case = Case("your answer", lambda rng: {}, q.points)
     if answer is _MISSING or answer is Ellipsis or answer is None:
         return _case(1, case, "not attempted")
+    if not callable(answer):  # a function answer (timed, measured) is run by the comparison itself, guarded
+        try:
+            answer = build_patterns(to_plain(answer))
+        except PlainError as exc:
+            return _case(1, case, "failed", [f"your answer is {exc}"])
     return _verdict(1, case, q.compare, q.reference(), answer, "")
 
 

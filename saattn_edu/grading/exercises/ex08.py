@@ -19,6 +19,8 @@ from saattn_edu import reference as R
 from ..compare import ArrayClose
 from ..spec import Case, Question
 
+#: Functions of this module a notebook may call inside an answer (the tripwire refuses every other one).
+LEARNER_HELPERS = ("launch", "_stub_message", "_jit", "_no_triton", "_NoTL", "interpreter_problem")
 TOL = {"rtol": 1e-4, "atol": 1e-5}  # float32 kernel vs float64 reference (IEEE fp32 dots, also on a GPU)
 _STUB = re.compile(r"NotImplementedError\(?['\"]?(Exercise \d+[^'\"\n]*)")
 
@@ -168,7 +170,7 @@ _MASK_HINT = ("bits = tl.load(Masks + mid·BM·BN + offs_m0[:, None]·BN + offs_
 
 def _question(name, number, hint, cases):
     return Question(name, number, reference=reference, compare=ArrayClose(**TOL), forbid=forbid_library,
-                    hint=hint, cases=cases)
+                    hint=hint, cases=cases, answer_name="triton_attention")  # every question grades this function
 
 
 QUESTIONS = [

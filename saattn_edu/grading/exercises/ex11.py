@@ -14,6 +14,8 @@ from ..spec import Case, Question
 from .ex01 import forbid_pattern_api
 
 # The design problem: everything the grader uses, so the notebook can show it and try a design first.
+#: Functions of this module a notebook may call inside an answer (the tripwire refuses every other one).
+LEARNER_HELPERS = ("design_task", "design_model", "design_budget", "design_problem", "train_design")
 DESIGN = {"seq_len": 64, "distance": (32, 60), "n_layers": 3, "d_model": 32, "n_heads": 2, "steps": 150,
           "batch_size": 32, "lr": 3e-3, "seed": 0, "budget_fraction": 0.4, "bar": 0.9}
 
