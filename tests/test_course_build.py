@@ -163,7 +163,8 @@ def test_grade_the_whole_course_and_a_folder_of_submissions(tmp_path, capsys):
                "--csv", str(table), "--jobs", "2"])
     assert rc == 0, capsys.readouterr().out
     assert learner.read_bytes() == before  # never modified
-    books = {(Path(n["path"]).parent.name, Path(n["path"]).name): n for n in json.loads(report.read_text())["notebooks"]}
+    entries = json.loads(report.read_text())["notebooks"]
+    books = {(Path(n["path"]).parent.name, Path(n["path"]).name): n for n in entries}
     for p in solutions:
         sol, ex = books["solutions", p.name], books["exercises", p.name]
         assert sol["graded"] and sol["points"] == sol["max_points"] > 0, (p.name, sol["results"])

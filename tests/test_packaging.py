@@ -32,8 +32,9 @@ def _environment_requirements() -> dict:
 
 def test_environment_yml_lists_the_same_packages_as_pyproject():
     py, env = _pyproject_requirements(), _environment_requirements()
-    assert py.keys() - env.keys() == set(), f"in pyproject.toml but not environment.yml: {sorted(py.keys() - env.keys())}"
-    assert env.keys() - py.keys() == set(), f"in environment.yml but not pyproject.toml: {sorted(env.keys() - py.keys())}"
+    only_py, only_env = sorted(py.keys() - env.keys()), sorted(env.keys() - py.keys())
+    assert not only_py, f"in pyproject.toml but not environment.yml: {only_py}"
+    assert not only_env, f"in environment.yml but not pyproject.toml: {only_env}"
 
 
 def test_environment_yml_asks_for_the_same_versions_and_platforms():

@@ -114,7 +114,8 @@ def _rand(*shape, seed=0):
 
 
 def test_torch_merge_matches_numpy_merge_and_keeps_empty_rows_zero():
-    out_a, out_b, lse_a, lse_b = _rand(3, 5, 4, seed=1), _rand(3, 5, 4, seed=2), _rand(3, 5, seed=3), _rand(3, 5, seed=4)
+    out_a, out_b = _rand(3, 5, 4, seed=1), _rand(3, 5, 4, seed=2)
+    lse_a, lse_b = _rand(3, 5, seed=3), _rand(3, 5, seed=4)
     lse_a[0, 1] = lse_b[0, 1] = float("-inf")  # a row that saw no key on either side
     lse_b[1, 2] = float("-inf")  # a row that saw keys only on side a
     out_a[0, 1] = out_b[0, 1] = out_b[1, 2] = 0
@@ -128,7 +129,8 @@ def test_torch_merge_matches_numpy_merge_and_keeps_empty_rows_zero():
 
 
 def test_torch_merge_is_differentiable():
-    args = [_rand(2, 3, 4, seed=s).requires_grad_() for s in (1, 2)] + [_rand(2, 3, seed=s).requires_grad_() for s in (3, 4)]
+    args = [_rand(2, 3, 4, seed=s).requires_grad_() for s in (1, 2)]
+    args += [_rand(2, 3, seed=s).requires_grad_() for s in (3, 4)]
     assert torch.autograd.gradcheck(lambda oa, ob, la, lb: merge_partials(oa, la, ob, lb), args)
 
 
