@@ -164,7 +164,7 @@ for n in (512, 1024, 2048):
     tracemalloc.stop()
     print(f"n = {n:>4}: peak {peak / 1e6:.3f} MB   (one n × n float32 score matrix: {4 * n * n / 1e6:.1f} MB)")
 
-# %%
+# %% tags=["nbval-ignore-output"]
 check("ex07.flash_memory", flash_forward)
 
 

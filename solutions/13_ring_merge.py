@@ -122,6 +122,8 @@ check("ex13.ring_holds", ring_holds)
 # `world_size`) into `world_size` contiguous blocks (rank `r` owns tokens `r·n/W … (r+1)·n/W - 1`); for each rank
 # and each of the `world_size` steps, attend its queries to the block it holds (exercise 2) and merge the partial
 # into its running result (exercise 1); return the full output `(..., n, d)`. It must equal dense attention.
+# With `steps` given, stop after that many ring steps: each rank's output then covers only the blocks that have
+# reached it so far (the check compares those snapshots too, so the ring must turn the way `ring_holds` says).
 #
 # <details><summary>Hint</summary>
 #
@@ -146,8 +148,8 @@ def partial_attention(q, k, v, q_pos, k_pos, causal):
 
 
 # %%
-def ring_attention_sim(q, k, v, world_size, causal=False):
-    """Dense attention of q, k, v (..., n, d), computed the way world_size ranks of a ring would."""
+def ring_attention_sim(q, k, v, world_size, causal=False, steps=None):
+    """Attention of q, k, v (..., n, d) computed the way world_size ranks of a ring would, over `steps` steps."""
     ### BEGIN SOLUTION: per rank, walk the ring: attend to the held block, merge into the running (out, lse)
     n = q.shape[-2]
     c = n // world_size  # tokens per rank
@@ -156,7 +158,7 @@ def ring_attention_sim(q, k, v, world_size, causal=False):
     for r in range(world_size):
         out = np.zeros(q.shape[:-2] + (c, v.shape[-1]))  # (..., c, d)
         lse = np.full(q.shape[:-2] + (c,), -np.inf)  # (..., c)
-        for step in range(world_size):
+        for step in range(world_size if steps is None else steps):
             src = ring_holds(world_size, step)[r]
             part = partial_attention(q[..., pos[r], :], k[..., pos[src], :], v[..., pos[src], :],
                                      pos[r], pos[src], causal)

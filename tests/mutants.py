@@ -126,6 +126,28 @@ def _random_blocks_seed0(nb, window_blocks, global_blocks, random_blocks, seed):
     return table
 
 
+def _random_blocks_in_window(nb, window_blocks, global_blocks, random_blocks, seed):
+    rng = np.random.default_rng(seed)
+    table = np.full((nb, random_blocks), -1, dtype=np.int64)
+    bj = np.arange(global_blocks, nb)
+    for bi in range(global_blocks, nb):
+        cand = bj[bj != bi]  # only the diagonal excluded: window blocks may be drawn
+        pick = rng.choice(cand, size=min(random_blocks, len(cand)), replace=False)
+        table[bi, :len(pick)] = pick
+    return table
+
+
+def _random_blocks_global_rows(nb, window_blocks, global_blocks, random_blocks, seed):
+    rng = np.random.default_rng(seed)
+    table = np.full((nb, random_blocks), -1, dtype=np.int64)
+    bj = np.arange(global_blocks, nb)
+    for bi in range(nb):
+        cand = bj[np.abs(bj - bi) > window_blocks // 2]
+        pick = rng.choice(cand, size=min(random_blocks, len(cand)), replace=False)
+        table[bi, :len(pick)] = pick
+    return table
+
+
 def _hops_unreached_zero(ns):
     return post(ns.hop_distances, lambda d: np.where(d < 0, 0, d))
 
@@ -341,26 +363,31 @@ MUTANTS = {
     },
     "ex03.longformer_num_pairs": {
         "overlap counted twice": lambda ns: lambda n, window, global_indices: int(
-            ns.longformer_mask(n, window, []).sum()) + 2 * n * len(set(global_indices)),
+            ns.longformer_num_pairs(n, window, []) + 2 * n * len(set(global_indices))),
         "window off by one": lambda ns: pre(ns.longformer_num_pairs, window=lambda kw: kw["window"] + 2),
         "duplicate globals counted": lambda ns: lambda n, window, global_indices: ns.longformer_num_pairs(
             n, window, list(global_indices) + list(global_indices)[:1]) + (1 if len(global_indices) else 0),
         "a float": lambda ns: post(ns.longformer_num_pairs, float),
     },
+    "ex03.q4": {"floor, not ceiling": value(24), "window 9 per layer": value(11), "99 / 8 rounded": value(12)},
     "ex04.bigbird_block_layout": {
         "random table ignored": lambda ns: pre(ns.bigbird_block_layout,
                                                random_table=lambda kw: np.full_like(kw["random_table"], -1)),
         "transposed": lambda ns: post(ns.bigbird_block_layout, np.transpose),
         "window off by one": lambda ns: pre(ns.bigbird_block_layout,
                                             window_blocks=lambda kw: kw["window_blocks"] + 2),
-        "-1 entries taken as the last block": lambda ns: lambda nb, window_blocks, global_blocks, random_table: (
-            _with_last(ns.bigbird_block_layout(nb, window_blocks, global_blocks, random_table), random_table)),
+        "one global block too many": lambda ns: pre(ns.bigbird_block_layout,
+                                                    global_blocks=lambda kw: kw["global_blocks"] + 1),
     },
-    "ex04.random_blocks": {
+    "ex04.random_blocks_seeded": {
         "seed ignored (unseeded rng)": lambda ns: _random_blocks_unseeded,
         "deterministic: the farthest candidates": lambda ns: _random_blocks_fixed,
-        "with replacement": lambda ns: _random_blocks_replace,
         "always seed 0": lambda ns: _random_blocks_seed0,
+    },
+    "ex04.random_blocks": {
+        "with replacement": lambda ns: _random_blocks_replace,
+        "the window's own blocks drawn": lambda ns: _random_blocks_in_window,
+        "global rows drawn too": lambda ns: _random_blocks_global_rows,
     },
     "ex04.hop_distances": {
         "0 where never reached": _hops_unreached_zero,
@@ -388,11 +415,6 @@ def _dense_csr_attention(q, k, v, indptr, indices):
     return (p @ v) / np.where(tot > 0, tot, 1)
 
 
-def _with_last(layout, table):
-    layout = layout.copy()
-    rows, cols = np.nonzero(table < 0)
-    layout[rows, -1] = True
-    return layout
 
 
 

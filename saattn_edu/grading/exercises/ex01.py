@@ -8,6 +8,7 @@ from saattn_edu.patterns import base as _base
 from saattn_edu.patterns import window as _window
 
 from ..compare import ArrayEqual, CSREqual, IntEqual, NumberClose
+from ..hints import Diagnosed
 from ..spec import Case, Question
 
 _VIEWS = ("allowed", "mask", "neighbors", "num_pairs", "density", "block_layout", "mask_mod_for",
@@ -41,7 +42,7 @@ def _n(rng, lo=8, hi=40) -> int:
 def _window_case(parity=None, causal=None, wide=False):
     def make(rng):
         n = _n(rng)
-        window = int(rng.integers(n, 2 * n + 1)) if wide else int(rng.integers(1, n // 2 + 1))
+        window = int(rng.integers(n, 2 * n + 1)) if wide else int(rng.integers(2, n // 2 + 1))  # 1: symmetric
         if parity is not None and window % 2 != parity:
             window += 1
         c = bool(rng.integers(2)) if causal is None else causal
@@ -96,8 +97,8 @@ def _mask_case(kind):
 def _pairs_case(causal, wide=False, huge=False):
     def make(rng):
         n = int(rng.integers(10**9, 10**12)) if huge else _n(rng, 1, 60)
-        window = int(rng.integers(n, 3 * n + 1)) if wide else int(rng.integers(1, min(n, 4096) + 1))
-        return {"n": n, "window": window, "causal": causal}
+        window = int(rng.integers(2 * n + 2, 4 * n + 3)) if wide else int(rng.integers(1, min(n, 4096) + 1))
+        return {"n": n, "window": window, "causal": causal}  # wide: even window // 2 reaches past n - 1
 
     return make
 
@@ -107,7 +108,7 @@ QUESTIONS = [
     Question(
         "sliding_window_mask", 1,
         reference=lambda n, window, causal: P.SlidingWindow(window, causal).mask(n),
-        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
+        compare=Diagnosed(ArrayEqual("b")), forbid=forbid_pattern_api,
         hint="Build i as a column and j as a row (np.arange(n)[:, None], np.arange(n)[None, :]); d = i - j.",
         cases=(
             Case("non-causal, odd window", _window_case(parity=1, causal=False),
@@ -124,7 +125,7 @@ QUESTIONS = [
     Question(
         "dilated_window_mask", 2,
         reference=lambda n, window, dilation, causal: P.DilatedWindow(window, dilation, causal).mask(n),
-        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
+        compare=Diagnosed(ArrayEqual("b")), forbid=forbid_pattern_api,
         hint="Keep (i - j) % dilation == 0, then apply the sliding-window rule to (i - j) // dilation.",
         cases=(
             Case("dilation 1 is the sliding window", _dilated_case(dilation=1),
@@ -140,7 +141,7 @@ QUESTIONS = [
     Question(
         "global_tokens_mask", 3,
         reference=lambda n, indices: _global_tokens()(indices).mask(n),
-        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
+        compare=Diagnosed(ArrayEqual("b")), forbid=forbid_pattern_api,
         hint="Mark the global positions in a length-n boolean vector g; then combine g[:, None] and g[None, :].",
         cases=(
             Case("one global token at position 0", _global_case("first"),
@@ -168,7 +169,8 @@ QUESTIONS = [
         "sliding_window_num_pairs", 5,
         reference=lambda n, window, causal: P.SlidingWindow(window, causal).num_pairs(n),
         compare=IntEqual(), forbid=forbid_pattern_api,
-        hint="Count by offset: offset d = i - j (0 < d < n) occurs in n - d rows; sum over the offsets the window keeps.",
+        hint="Count by offset: offset d = i - j (0 < d < n) occurs in n - d rows; "
+             "sum over the offsets the window keeps.",
         cases=(
             Case("non-causal, short sequences", _pairs_case(causal=False)),
             Case("causal, short sequences", _pairs_case(causal=True)),

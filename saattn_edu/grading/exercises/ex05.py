@@ -10,6 +10,7 @@ from saattn_edu import viz as _viz
 from saattn_edu.patterns import sparse_transformer as _st
 
 from ..compare import ArrayEqual, IntEqual, Verdict
+from ..hints import Diagnosed
 from ..spec import Case, Question
 from .ex01 import _n, forbid_pattern_api
 
@@ -106,6 +107,9 @@ def _best_case(kind):
             return {"n": int(rng.integers(1, 50))}
         if kind == "square":
             return {"n": int(rng.integers(30, 300)) ** 2}
+        if kind == "tie":  # n = k(2k + 1) - 1 or k(2k + 1): two strides tie for the fewest pairs
+            k = int(rng.integers(2, 40))
+            return {"n": k * (2 * k + 1) - int(rng.integers(0, 2))}
         return {"n": int(rng.integers(1000, 100_000))}
 
     return make
@@ -129,7 +133,7 @@ QUESTIONS = [
     Question(
         "strided_mask", 1,
         reference=lambda n, stride, causal: P.Strided(stride, causal).mask(n),
-        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
+        compare=Diagnosed(ArrayEqual("b")), forbid=forbid_pattern_api,
         hint="Causal: (0 <= d <= stride) | ((d % stride == 0) & (d >= 0)) with d = i - j.",
         cases=(
             Case("causal, as in the paper", _strided_case(causal=True),
@@ -143,7 +147,7 @@ QUESTIONS = [
     Question(
         "fixed_mask", 2,
         reference=lambda n, stride, c, causal: P.Fixed(stride, c, causal).mask(n),
-        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
+        compare=Diagnosed(ArrayEqual("b")), forbid=forbid_pattern_api,
         hint="(i // stride == j // stride) | (j % stride >= stride - c), and j <= i when causal.",
         cases=(
             Case("causal, as in the paper", _fixed_case(causal=True)),
@@ -164,7 +168,7 @@ QUESTIONS = [
         ),
     ),
     Question(
-        "compose", 4, reference=_ref_compose, compare=ArrayEqual("b"), forbid=forbid_sparse_transformer_api,
+        "compose", 4, reference=_ref_compose, compare=Diagnosed(ArrayEqual("b")), forbid=forbid_sparse_transformer_api,
         hint="(outer as int) @ (inner as int) > 0: i reaches j when outer[i, k] and inner[k, j] for some k.",
         cases=(
             Case("dense-ish random masks", _compose_case("random")),
@@ -192,6 +196,7 @@ QUESTIONS = [
         cases=(
             Case("short sequences", _best_case("small")),
             Case("perfect squares", _best_case("square")),
+            Case("two strides tie", _best_case("tie"), hint="on a tie the smaller stride wins"),
             Case("1,000 to 100,000 tokens", _best_case("large")),
         ),
     ),

@@ -7,6 +7,7 @@ from saattn_edu import complexity as C
 from saattn_edu import patterns as P
 
 from ..compare import ArrayEqual, IntEqual, NumberClose
+from ..hints import Diagnosed
 from ..spec import Case, Question
 from .ex01 import forbid_pattern_api
 
@@ -115,7 +116,7 @@ def _order_case(kind):
 # ---- the questions ---------------------------------------------------------------------------------------------
 QUESTIONS = [
     Question(
-        "block_layout", 1, reference=ref_block_layout, compare=ArrayEqual("b"), forbid=forbid_block_api,
+        "block_layout", 1, reference=ref_block_layout, compare=Diagnosed(ArrayEqual("b")), forbid=forbid_block_api,
         hint="Pad the mask to whole blocks, reshape to (nb, block, nb, block), then ask .any(axis=(1, 3)).",
         cases=(
             Case("random sparse mask", _mask_case("random")),
@@ -154,7 +155,7 @@ QUESTIONS = [
         ),
     ),
     Question(
-        "residue_order", 4, reference=ref_residue_order, compare=ArrayEqual("i"),
+        "residue_order", 4, reference=ref_residue_order, compare=Diagnosed(ArrayEqual("i")),
         hint="Residue r holds the tokens r, r + stride, r + 2·stride, ... (np.arange(r, n, stride)); concatenate.",
         cases=(
             Case("n a multiple of stride", _order_case("multiple")),

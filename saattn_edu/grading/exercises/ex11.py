@@ -6,6 +6,8 @@ within the attention-FLOP budget and reaches the accuracy bar on held-out exampl
 """
 from __future__ import annotations
 
+import numpy as np
+
 from saattn_edu import patterns as P
 from saattn_edu.patterns.learned import LearnedPattern
 
@@ -64,6 +66,17 @@ def train_design(layers, progress: bool = False):
                  lr=DESIGN["lr"], seed=DESIGN["seed"], eval_every=DESIGN["steps"], progress=progress)
 
 
+def unreachable_distances(layers) -> list[int]:
+    """Needle distances whose token can never reach the last one through the stack (residual stream included)."""
+    n = DESIGN["seq_len"]
+    reach = np.eye(n, dtype=np.int64)  # reach[i, j]: token j's information is at position i
+    for p in layers:
+        step = np.asarray(p.mask(n), dtype=np.int64) | np.eye(n, dtype=np.int64)
+        reach = ((step @ reach) > 0).astype(np.int64)
+    lo, hi = DESIGN["distance"]
+    return [d for d in range(lo, hi + 1) if not reach[n - 1, n - 1 - d]]
+
+
 class TrainedDesign:
     """A design passes when it is within the FLOP budget and its trained accuracy reaches the bar."""
 
@@ -71,6 +84,12 @@ class TrainedDesign:
         why = design_problem(got)
         if why:
             return Verdict(False, [why])
+        missing = unreachable_distances(got)
+        if missing:  # no training can fix this: say so at once (and save the minute of training)
+            return Verdict(False, [f"the last token can never receive a needle {missing[0]}"
+                                   f"{'' if len(missing) == 1 else f' to {missing[-1]}'} tokens back: "
+                                   "no path through your layers reaches that far (stack the masks, residual "
+                                   "included: which layer could carry it?)"])
         acc = train_design(got).final_accuracy
         if acc < DESIGN["bar"]:
             return Verdict(False, [f"trained accuracy {acc:.3f} is below the bar {DESIGN['bar']} (chance is 0.125): "
@@ -105,9 +124,10 @@ def _stack_case(kind):
         if kind == "dense":
             layers = [None] * L
         elif kind == "wide":
-            layers = [int(rng.integers(n, 3 * n)) for _ in range(L)]
+            layers = [int(rng.integers(2 * n + 2, 4 * n)) for _ in range(L)]  # even window // 2 passes n - 1
         else:
             layers = [None if rng.random() < 0.3 else int(rng.integers(1, n)) for _ in range(L)]
+            layers[int(rng.integers(L))] = int(rng.integers(3, n))  # at least one window
         return {"layers": layers, "n": n, "d_model": d}
 
     return make
