@@ -12,6 +12,13 @@ from ..spec import Case, Question
 from .ex01 import forbid_pattern_api
 
 
+def forbid_order_api() -> list:
+    """The kernel's own residue permutation (lesson 06 borrows it for its pictures)."""
+    from saattn_edu.accel import permute
+
+    return [(permute, "permutation")]
+
+
 def forbid_block_api() -> list:
     """The pattern views (block_layout among them), CSR builders and the FLOP counters: they answer the questions."""
     return forbid_pattern_api() + [(C, "attention_pairs"), (C, "attention_flops"), (C, "attention_bytes")]
@@ -155,8 +162,8 @@ QUESTIONS = [
         ),
     ),
     Question(
-        "residue_order", 4, reference=ref_residue_order, compare=Diagnosed(ArrayEqual("i")),
-        hint="Residue r holds the tokens r, r + stride, r + 2·stride, ... (np.arange(r, n, stride)); concatenate.",
+        "residue_order", 4, reference=ref_residue_order, compare=Diagnosed(ArrayEqual("i")), forbid=forbid_order_api,
+        hint="Group the tokens by residue, residue 0 first; inside a group keep token order.",
         cases=(
             Case("n a multiple of stride", _order_case("multiple")),
             Case("n not a multiple of stride", _order_case("ragged"),
