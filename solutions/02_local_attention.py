@@ -172,6 +172,38 @@ print(f"dense attention:                  time ∝ n^{p_dense:.2f}   ({t_dense[-
 check("ex02.linear_time", sparse_attention)
 
 # %% [markdown]
+# ## ★ Exercise 4 (challenge): attention sinks' neighbour lists, in O(nnz)
+#
+# StreamingLLM's pattern `AttentionSinks(num_sinks, window)` lets query `i` see keys `j <= i` with `j < num_sinks`
+# or `i - j < window`. Write `sink_neighbors(n, num_sinks, window)` returning its CSR `(indptr, indices)`, rows
+# ascending, each key once, without any `n × n` array and without a Python loop over rows (the check runs it on
+# 200,000 tokens). Graded in the ★ column.
+#
+# <details><summary>Hint</summary>
+#
+# Count each row's keys before placing any. A key's value follows from its row and its position inside the row.
+# </details>
+
+# %%
+def sink_neighbors(n, num_sinks, window):
+    """CSR (indptr, indices) of AttentionSinks(num_sinks, window) on n tokens."""
+    ### BEGIN SOLUTION: per-row counts (sinks left of the window, then the window), keys from their place in the row
+    i = np.arange(n)
+    lo = np.maximum(0, i - window + 1)  # (n,) first key of the window
+    n_sink = np.minimum(num_sinks, lo)  # (n,) sinks not already inside the window
+    count = n_sink + i - lo + 1  # (n,)
+    indptr = np.concatenate([[0], np.cumsum(count)]).astype(np.int64)
+    row = np.repeat(i, count)  # (nnz,)
+    k = np.arange(indptr[-1]) - indptr[row]  # (nnz,) place inside the row
+    return indptr, np.where(k < n_sink[row], k, lo[row] + k - n_sink[row]).astype(np.int64)
+    ### END SOLUTION
+
+
+# %%
+check("ex02.star_sink_neighbors", sink_neighbors)
+
+
+# %% [markdown]
 # ## Your grade
 #
 # Every check above prints its points. To grade the whole notebook as the course does, from a terminal:

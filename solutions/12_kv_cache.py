@@ -230,21 +230,27 @@ q6_answer = 80 * 2 * 8 * 128 * 131072 * 2 / 2**30  # 40 GiB: more than half an 8
 check("ex12.q6", q6_answer)
 
 # %% [markdown]
-# ## Exercise 7: in words (not auto-graded)
+# ## Exercise 7: in words (self-checked)
 #
 # A rolling cache of window `W` and a StreamingLLM cache with 4 sinks and the same `W` cost the same memory. Why do
 # trained models stream far better with the sinks? And why does StreamingLLM re-number positions inside its cache
 # instead of keeping each token's original index?
+#
+# Write your answer as a string in `q7_text` (a few sentences) and run the cell: the check counts it as
+# answered, then shows a model answer to compare yours with. The grade lists it as answered or not; nobody
+# scores the words.
 
-# %% [markdown]
-# ### BEGIN ANSWER
-# Softmax must put its weight somewhere; trained models learn to park attention they do not need on the first
-# tokens (they are seen by every query), so those keys act as a sink. A plain window evicts them after `W` tokens,
-# the attention mass goes elsewhere and the model's activations shift: perplexity explodes. Keeping 4 sinks
-# restores that outlet for 4 extra slots. Positions: with original indices, the distance from a new query to the
-# sinks grows without bound, past anything seen in training (RoPE at unseen distances); re-numbering inside the
-# cache keeps every distance below `S + W`. The price is that no single full-sequence mask reproduces it.
-# ### END ANSWER
+# %%
+### BEGIN SOLUTION: write your answer as a string in q7_text
+q7_text = """
+Softmax must put its weight somewhere; trained models learn to park attention they do not need on the first
+tokens (they are seen by every query), so those keys act as a sink. A plain window evicts them after `W` tokens,
+the attention mass goes elsewhere and the model's activations shift: perplexity explodes. Keeping 4 sinks
+restores that outlet for 4 extra slots. Positions: with original indices, the distance from a new query to the
+sinks grows without bound, past anything seen in training (RoPE at unseen distances); re-numbering inside the
+cache keeps every distance below `S + W`. The price is that no single full-sequence mask reproduces it."""
+### END SOLUTION
+check("ex12.text_q7", q7_text)
 
 # %% [markdown]
 # ## Your grade

@@ -710,3 +710,74 @@ def _design(kind):
 
     return {"dense3": [P.Dense()] * 3, "two": [P.Dense(), P.SlidingWindow(5)],
             "sliding": [P.SlidingWindow(9)] * 3}[kind]
+
+
+# ---- free-text questions: answered means a few sentences, as a string -------------------------------------------
+for _qid in ("ex01.text_q7", "ex06.text_q6", "ex07.text_q6", "ex10.text_q6", "ex11.text_q6", "ex12.text_q7",
+             "ex13.text_q5"):
+    MUTANTS[_qid] = {"left empty": value(""), "a few words": value("because of the softmax"),
+                     "a number, not words": value(42)}
+
+
+# ---- ★ challenge tasks ------------------------------------------------------------------------------------------
+def _csr_rows_reversed(c):
+    indptr, indices = c
+    return indptr, np.concatenate([indices[a:b][::-1] for a, b in zip(indptr[:-1], indptr[1:])]).astype(np.int64)
+
+
+def _union_with_repeats(indptr_a, indices_a, indptr_b, indices_b):
+    n = len(indptr_a) - 1
+    rows = np.concatenate([np.repeat(np.arange(n), np.diff(indptr_a)), np.repeat(np.arange(n), np.diff(indptr_b))])
+    key = np.sort(rows * n + np.concatenate([indices_a, indices_b]))  # repeats kept
+    return np.searchsorted(key, np.arange(n + 1) * n).astype(np.int64), (key % n).astype(np.int64)
+
+
+def _union_concatenated(indptr_a, indices_a, indptr_b, indices_b):
+    return np.asarray(indptr_a) + np.asarray(indptr_b), np.concatenate([indices_a, indices_b])
+
+
+def _sinks_repeated(n, num_sinks, window):
+    i = np.arange(n)
+    lo = np.maximum(0, i - window + 1)
+    n_sink = np.minimum(num_sinks, i + 1)  # sinks counted even when the window already holds them
+    count = n_sink + i - lo + 1
+    indptr = np.concatenate([[0], np.cumsum(count)]).astype(np.int64)
+    row = np.repeat(i, count)
+    k = np.arange(indptr[-1]) - indptr[row]
+    return indptr, np.where(k < n_sink[row], k, lo[row] + k - n_sink[row]).astype(np.int64)
+
+
+def _zigzag_contiguous(n, world_size):
+    return np.arange(n).reshape(world_size, -1)
+
+
+def _zigzag_shifted(n, world_size):
+    chunks = np.arange(n).reshape(2 * world_size, -1)
+    return np.concatenate([chunks[:world_size], chunks[world_size:]], axis=1)
+
+
+MUTANTS.update({
+    "ex01.star_union_neighbors": {
+        "repeats kept": lambda ns: _union_with_repeats,
+        "lists concatenated, not merged": lambda ns: _union_concatenated,
+        "rows in descending order": lambda ns: post(ns.union_neighbors, _csr_rows_reversed),
+        "the first list only": lambda ns: lambda indptr_a, indices_a, indptr_b, indices_b: (
+            np.asarray(indptr_a, dtype=np.int64), np.asarray(indices_a, dtype=np.int64)),
+    },
+    "ex02.star_sink_neighbors": {
+        "sinks repeated inside the window": lambda ns: _sinks_repeated,
+        "window one too long": lambda ns: pre(ns.sink_neighbors, window=lambda kw: kw["window"] + 1),
+        "no sinks": lambda ns: pre(ns.sink_neighbors, num_sinks=lambda kw: 0),
+        "rows in descending order": lambda ns: post(ns.sink_neighbors, _csr_rows_reversed),
+    },
+    "ex05.star_fixed_csr": {
+        "c off by one": lambda ns: pre(ns.fixed_csr, c=lambda kw: max(1, kw["c"] - 1) if kw["c"] > 1 else 2),
+        "stride off by one": lambda ns: pre(ns.fixed_csr, stride=lambda kw: kw["stride"] + 1),
+        "rows in descending order": lambda ns: post(ns.fixed_csr, _csr_rows_reversed),
+    },
+    "ex13.star_zigzag_positions": {
+        "contiguous split": lambda ns: _zigzag_contiguous,
+        "chunks r and W + r": lambda ns: _zigzag_shifted,
+        "transposed": lambda ns: post(ns.zigzag_positions, lambda x: x.T.copy()),
+    },
+})

@@ -9,6 +9,8 @@ from saattn_edu.patterns import window as _window
 
 from ..compare import ArrayEqual, CSREqual, IntEqual, NumberClose
 from ..hints import Diagnosed
+from ..freetext import text_question
+from ._star import HUGE_N, csr_pair, random_csr
 from ..spec import Case, Question
 
 _VIEWS = ("allowed", "mask", "neighbors", "num_pairs", "density", "block_layout", "mask_mod_for",
@@ -103,6 +105,33 @@ def _pairs_case(causal, wide=False, huge=False):
     return make
 
 
+# ---- ★ the union of two neighbour lists ----------------------------------------------------------------------
+def _ref_union(indptr_a, indices_a, indptr_b, indices_b):
+    """Both lists' (row, key) pairs as one sorted, de-duplicated key row·n + key."""
+    n = len(indptr_a) - 1
+    rows = np.concatenate([np.repeat(np.arange(n), np.diff(indptr_a)), np.repeat(np.arange(n), np.diff(indptr_b))])
+    key = np.sort(rows.astype(np.int64) * n + np.concatenate([indices_a, indices_b]).astype(np.int64))
+    key = key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key  # sorted: repeats are neighbours
+    return np.searchsorted(key, np.arange(n + 1, dtype=np.int64) * n).astype(np.int64), key % n
+
+
+def _union_case(kind):
+    def make(rng):
+        if kind == "huge":
+            a = csr_pair(P.SlidingWindow(2, causal=True), HUGE_N)
+            b = csr_pair(P.SlidingWindow(3), HUGE_N)
+        elif kind == "windows":
+            n = int(rng.integers(8, 60))
+            a, b = csr_pair(P.SlidingWindow(int(rng.integers(1, 9))), n), csr_pair(
+                P.DilatedWindow(int(rng.integers(1, 5)), int(rng.integers(2, 5))), n)
+        else:
+            n = int(rng.integers(5, 40))
+            a, b = random_csr(rng, n, 0.2, empty_rows=True), random_csr(rng, n, 0.3, empty_rows=kind == "empty")
+        return {"indptr_a": a[0], "indices_a": a[1], "indptr_b": b[0], "indices_b": b[1]}
+
+    return make
+
+
 # ---- the questions ------------------------------------------------------------------------------------------
 QUESTIONS = [
     Question(
@@ -187,5 +216,17 @@ QUESTIONS = [
         reference=lambda: P.DilatedWindow(window=3, dilation=2, causal=True).num_pairs(10),
         compare=NumberClose(),
         hint="Causal, window 3, dilation 2: each query sees offsets 0, 2 and 4 when those keys exist.",
+    ),
+    text_question("ex01", 7),
+    Question(
+        "star_union_neighbors", 8, reference=_ref_union, compare=CSREqual(), forbid=forbid_pattern_api,
+        hint="Every row of the answer is the merge of two sorted rows without repeats; do all rows at once.",
+        cases=(
+            Case("two windows", _union_case("windows")),
+            Case("random neighbour lists", _union_case("random")),
+            Case("rows empty in one or both", _union_case("empty"), hint="an empty row merges to the other row"),
+            Case(f"{HUGE_N:,} tokens (no n × n mask fits)", _union_case("huge"),
+                 hint="work on the nnz entries only: sizes that grow like n·n are out of reach here"),
+        ),
     ),
 ]

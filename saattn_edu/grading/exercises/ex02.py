@@ -17,6 +17,7 @@ from saattn_edu.reference import sparse as _sparse
 from ..compare import ArrayClose, CSREqual, Verdict
 from ..guard import LibraryCall, call_with_timeout, tripwire
 from ..hints import Diagnosed, show_measurement
+from ._star import HUGE_N, csr_pair
 from ..spec import Case, Question
 from .ex01 import _dilated_case, forbid_pattern_api
 
@@ -146,6 +147,17 @@ class LinearTime:
         return p, times
 
 
+# ---- ★ attention sinks' neighbour lists -------------------------------------------------------------------------
+def _sinks_case(kind):
+    def make(rng):
+        n = HUGE_N if kind == "huge" else int(rng.integers(5, 60))
+        window = int(rng.integers(1, 9))
+        sinks = {"no sinks": 0, "sinks inside the window": window + int(rng.integers(0, 3))}.get(
+            kind, int(rng.integers(1, 5)))
+        return {"n": n, "num_sinks": sinks, "window": window}
+
+    return make
+
 # ---- the questions ---------------------------------------------------------------------------------------------
 QUESTIONS = [
     Question(
@@ -184,5 +196,18 @@ QUESTIONS = [
         reference=lambda: {"ns": TIMING_NS, "window": TIMING_WINDOW, "d": TIMING_D},  # for the record
         compare=LinearTime(),
         hint="Work on the (n, m) gathered keys only; an (n, n) array anywhere makes the time quadratic.",
+    ),
+    Question(
+        "star_sink_neighbors", 4, reference=lambda n, num_sinks, window: csr_pair(P.AttentionSinks(num_sinks, window), n),
+        compare=CSREqual(), forbid=forbid_pattern_api,
+        hint="Count each row's keys first (sinks not already in the window, then the window); every key then follows "
+             "from its row and its place in the row.",
+        cases=(
+            Case("a few sinks", _sinks_case("plain")),
+            Case("no sinks: a causal window", _sinks_case("no sinks")),
+            Case("more sinks than the window", _sinks_case("sinks inside the window"),
+                 hint="a key that is both a sink and in the window appears once"),
+            Case(f"{HUGE_N:,} tokens (no n × n mask fits)", _sinks_case("huge")),
+        ),
     ),
 ]

@@ -9,8 +9,9 @@ from saattn_edu import patterns as P
 from saattn_edu import viz as _viz
 from saattn_edu.patterns import sparse_transformer as _st
 
-from ..compare import ArrayEqual, IntEqual, Verdict
+from ..compare import ArrayEqual, CSREqual, IntEqual, Verdict
 from ..hints import Diagnosed
+from ._star import csr_pair
 from ..spec import Case, Question
 from .ex01 import _n, forbid_pattern_api
 
@@ -128,6 +129,16 @@ class PairEqual:
         return Verdict(True)
 
 
+# ---- ★ the Fixed pattern's CSR in closed form ------------------------------------------------------------------
+def _fixed_csr_case(kind):
+    def make(rng):
+        stride = int(rng.integers(48, 80)) if kind == "long" else int(rng.integers(2, 9))
+        c = {"c = stride": stride, "c = 1": 1}.get(kind, int(rng.integers(1, min(stride, 8) + 1)))
+        n = int(rng.integers(3000, 4000)) if kind == "long" else int(rng.integers(1, 60))
+        return {"n": n, "stride": stride, "c": c}
+
+    return make
+
 # ---- the questions ---------------------------------------------------------------------------------------------
 QUESTIONS = [
     Question(
@@ -198,6 +209,19 @@ QUESTIONS = [
             Case("perfect squares", _best_case("square")),
             Case("two strides tie", _best_case("tie"), hint="on a tie the smaller stride wins"),
             Case("1,000 to 100,000 tokens", _best_case("large")),
+        ),
+    ),
+    Question(
+        "star_fixed_csr", 7, reference=lambda n, stride, c: csr_pair(P.Fixed(stride, c), n), compare=CSREqual(),
+        forbid=forbid_sparse_transformer_api,
+        hint="Row i holds the summary keys of every earlier block, then its own block up to i: both counts and "
+             "both key formulas are closed forms of i, stride and c.",
+        cases=(
+            Case("random stride and c", _fixed_csr_case("plain")),
+            Case("c = 1 (one summary key per block)", _fixed_csr_case("c = 1")),
+            Case("c = stride: every earlier key", _fixed_csr_case("c = stride"),
+                 hint="with c = stride the pattern is plain causal attention"),
+            Case("3,000 tokens or more, strides near √n", _fixed_csr_case("long")),
         ),
     ),
 ]

@@ -8,6 +8,7 @@ from saattn_edu import patterns as P
 
 from ..compare import ArrayEqual, IntEqual, NumberClose
 from ..hints import Diagnosed
+from ..freetext import text_question
 from ..spec import Case, Question
 from .ex01 import forbid_pattern_api
 
@@ -179,4 +180,5 @@ QUESTIONS = [
         compare=NumberClose(),
         hint="Strided(16) reaches back 16 tokens and then every 16th one: which key blocks does query block b touch?",
     ),
+    text_question("ex06", 6),
 ]

@@ -16,6 +16,7 @@ from saattn_edu.reference import sparse as _sparse
 from ..compare import ArrayClose, Verdict
 from ..guard import LibraryCall, call_with_timeout, tripwire
 from ..hints import Diagnosed, show_measurement
+from ..freetext import text_question
 from ..spec import Case, Question
 
 MEMORY_N, MEMORY_D, MEMORY_BLOCK = 4096, 8, 32  # the memory check: one head, float32
@@ -325,4 +326,5 @@ QUESTIONS = [
                  hint="v holds NaN in key blocks no query block uses: skip those tiles, do not compute and mask them"),
         ),
     ),
+    text_question("ex07", 6),
 ]

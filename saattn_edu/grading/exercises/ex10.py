@@ -9,6 +9,7 @@ from saattn_edu.patterns import _learned, indexer, lsh, routing, topk_blocks
 
 from ..compare import ArrayClose, ArrayEqual, IntEqual
 from ..hints import Diagnosed
+from ..freetext import text_question
 from ..spec import Case, Question
 
 
@@ -176,4 +177,5 @@ QUESTIONS = [
         "q5", 5, kind="value", answer_name="q5_answer", points=2, reference=_ref_q5, compare=IntEqual(),
         hint="Chunk 0 has no previous chunk; every later chunk's 32 queries see 64 keys.",
     ),
+    text_question("ex10", 6),
 ]

@@ -12,6 +12,7 @@ from saattn_edu import patterns as P
 from saattn_edu.patterns.learned import LearnedPattern
 
 from ..compare import IntEqual, NumberClose, Verdict
+from ..freetext import text_question
 from ..spec import Case, Question
 from .ex01 import forbid_pattern_api
 
@@ -162,11 +163,12 @@ QUESTIONS = [
     Question(
         "q4", 4, kind="value", answer_name="q4_answer", points=1, compare=IntEqual(),
         reference=lambda: 41,
-        hint="Three layers each reaching w // 2: 3 · (w // 2) >= 60.",
+        hint="How far does one non-causal window of w reach, and how do the reaches of stacked layers combine?",
     ),
     Question(
         "q5", 5, kind="value", answer_name="q5_answer", points=1, compare=NumberClose(rtol=1e-3),
         reference=lambda: _ref_stack_flops([None, 9, 9], 64, 32) / _ref_stack_flops([None] * 3, 64, 32),
-        hint="Divide the FLOPs of [dense, window 9, window 9] by those of three dense layers (n=64, d_model=32).",
+        hint="Your stack_attention_flops answers it: a ratio of two stacks' FLOPs.",
     ),
+    text_question("ex11", 6),
 ]

@@ -14,6 +14,7 @@ from saattn_edu.reference import dense as _dense
 
 from ..compare import ArrayClose, ArrayEqual, IntEqual, NumberClose
 from ..hints import Diagnosed
+from ..freetext import text_question
 from ..spec import Case, Question
 
 
@@ -206,4 +207,5 @@ QUESTIONS = [
         compare=NumberClose(rtol=1e-3),
         hint="layers × 2 × kv_heads × head_dim × tokens × bytes, then divide by 2**30 for GiB.",
     ),
+    text_question("ex12", 7),
 ]

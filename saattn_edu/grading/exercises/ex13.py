@@ -13,6 +13,7 @@ from saattn_edu.reference import _softmax
 
 from ..compare import ArrayClose, ArrayEqual, IntEqual, Verdict
 from ..hints import Diagnosed
+from ..freetext import text_question
 from ..spec import Case, Question
 
 
@@ -117,6 +118,20 @@ def _ref_q4():
     return _schedule.plan_ring(P.SlidingWindow(16), 256, 8).hops
 
 
+# ---- ★ the zigzag split -----------------------------------------------------------------------------------------
+def _ref_zigzag(n, world_size):
+    chunks = np.arange(n).reshape(2 * world_size, n // (2 * world_size))
+    return np.stack([np.concatenate([chunks[r], chunks[2 * world_size - 1 - r]]) for r in range(world_size)])
+
+
+def _zigzag_case(W=None):
+    def make(rng):
+        w = int(rng.integers(2, 9)) if W is None else W
+        return {"n": 2 * w * int(rng.integers(1, 6)), "world_size": w}
+
+    return make
+
+
 QUESTIONS = [
     Question(
         "merge_partials", 1, reference=R.merge_partials, compare=OutLseClose(), forbid=forbid_attention_api,
@@ -165,5 +180,16 @@ QUESTIONS = [
         "q4", 4, kind="value", answer_name="q4_answer", points=2, reference=_ref_q4, compare=IntEqual(),
         hint="A non-causal window of 16 reaches 8 tokens each way; each rank owns 32 tokens: which ranks' keys can "
              "its queries see, and how many hops bring them (both directions allowed)?",
+    ),
+    text_question("ex13", 5),
+    Question(
+        "star_zigzag_positions", 6, reference=_ref_zigzag, compare=Diagnosed(ArrayEqual("i")),
+        forbid=forbid_attention_api,
+        hint="Cut the sequence into twice as many chunks as ranks; each rank takes one chunk from each end.",
+        cases=(
+            Case("2 to 8 ranks", _zigzag_case()),
+            Case("4 ranks", _zigzag_case(4), hint="rank 0 owns chunks 0 and 7 of 8"),
+            Case("1 rank", _zigzag_case(1), hint="one rank owns everything, in token order"),
+        ),
     ),
 ]
