@@ -219,7 +219,7 @@ QUESTIONS = [
     ),
     text_question("ex01", 7),
     Question(
-        "star_union_neighbors", 8, reference=_ref_union, compare=CSREqual(), forbid=forbid_pattern_api,
+        "star_union_neighbors", 8, answer_name="union_neighbors", reference=_ref_union, compare=CSREqual(), forbid=forbid_pattern_api,
         hint="Every row of the answer is the merge of two sorted rows without repeats; do all rows at once.",
         cases=(
             Case("two windows", _union_case("windows")),

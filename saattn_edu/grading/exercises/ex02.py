@@ -198,7 +198,7 @@ QUESTIONS = [
         hint="Work on the (n, m) gathered keys only; an (n, n) array anywhere makes the time quadratic.",
     ),
     Question(
-        "star_sink_neighbors", 4, reference=lambda n, num_sinks, window: csr_pair(P.AttentionSinks(num_sinks, window), n),
+        "star_sink_neighbors", 4, answer_name="sink_neighbors", reference=lambda n, num_sinks, window: csr_pair(P.AttentionSinks(num_sinks, window), n),
         compare=CSREqual(), forbid=forbid_pattern_api,
         hint="Count each row's keys first (sinks not already in the window, then the window); every key then follows "
              "from its row and its place in the row.",

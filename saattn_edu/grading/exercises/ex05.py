@@ -212,7 +212,7 @@ QUESTIONS = [
         ),
     ),
     Question(
-        "star_fixed_csr", 7, reference=lambda n, stride, c: csr_pair(P.Fixed(stride, c), n), compare=CSREqual(),
+        "star_fixed_csr", 7, answer_name="fixed_csr", reference=lambda n, stride, c: csr_pair(P.Fixed(stride, c), n), compare=CSREqual(),
         forbid=forbid_sparse_transformer_api,
         hint="Row i holds the summary keys of every earlier block, then its own block up to i: both counts and "
              "both key formulas are closed forms of i, stride and c.",

@@ -183,7 +183,7 @@ QUESTIONS = [
     ),
     text_question("ex13", 5),
     Question(
-        "star_zigzag_positions", 6, reference=_ref_zigzag, compare=Diagnosed(ArrayEqual("i")),
+        "star_zigzag_positions", 6, answer_name="zigzag_positions", reference=_ref_zigzag, compare=Diagnosed(ArrayEqual("i")),
         forbid=forbid_attention_api,
         hint="Cut the sequence into twice as many chunks as ranks; each rank takes one chunk from each end.",
         cases=(
