@@ -65,24 +65,25 @@ from saattn_edu import complexity as C, patterns as P, reference as R, viz
 
 
 # %%
-# @title Helpers: hop distances by breadth-first search, and the three graphs of this lesson
-def hop_distances(adj):
-    """(n, n) fewest steps i -> ... -> j (adj[i, k]: i attends to k); 0 on the diagonal, -1 if never."""
-    step = adj.astype(np.float32)  # (n, n)
-    reach = np.eye(len(adj), dtype=bool)
-    dist = np.where(reach, 0, -1)
-    for hops in range(1, len(adj)):
-        new = ((reach.astype(np.float32) @ step) > 0) & ~reach  # pairs first reached at this depth
-        if not new.any():
-            break
-        dist[new], reach = hops, reach | new
-    return dist
+# @title Helpers: hop counts from the library's receptive field (one query at a time), and this lesson's graphs
+def layers_to_reach(adj, query):
+    """(n,) layers until each token can influence `query` (0 for itself, -1 never): viz.receptive_field, grown
+    until nothing new arrives."""
+    n, layers = len(adj), 8
+    while True:
+        rf = viz.receptive_field(adj, layers=min(layers, n), query=query)  # (layers, n) booleans
+        if rf[-1].all() or layers >= n or np.array_equal(rf[-1], rf[-2] if len(rf) > 1 else rf[-1]):
+            first = np.where(rf.any(axis=0), rf.argmax(axis=0) + 1, -1)
+            first[query] = 0
+            return first
+        layers *= 4
 
 
 def graph_stats(adj):
-    """(diameter, mean hop distance over pairs i != j); diameter -1 when some pair is never connected."""
-    dist = hop_distances(adj)
-    return (-1 if (dist < 0).any() else int(dist.max())), float(dist[dist > 0].mean())
+    """(diameter, mean hop count over pairs i != j); diameter -1 when some pair is never connected."""
+    hops = np.stack([layers_to_reach(adj, q) for q in range(len(adj))])  # (n, n)
+    off = hops[~np.eye(len(adj), dtype=bool)]
+    return (-1 if (off < 0).any() else int(off.max())), float(off[off > 0].mean())
 
 
 def graphs(nb, seed=0):
@@ -160,15 +161,12 @@ plt.show()
 
 # %%
 def parts(bb, nb):
-    """(nb, nb) ints: 1 window, 2 global, 3 random, 0 off (the first rule that applies)."""
-    bi, bj = np.arange(nb)[:, None], np.arange(nb)[None, :]
-    out = np.zeros((nb, nb), dtype=int)
-    rows, ks = np.nonzero(bb.random_blocks_for(nb * bb.block) >= 0)
-    out[rows, bb.random_blocks_for(nb * bb.block)[rows, ks]] = 3
-    top, bottom = bb.global_split()  # (1, 1): the first and the last block
-    out[(bi < top) | (bj < top) | (bi >= nb - bottom) | (bj >= nb - bottom)] = 2
-    out[np.abs(bi - bj) <= bb.window_blocks // 2] = 1
-    return out
+    """(nb, nb) ints: 1 window, 2 global, 3 random, 0 off: the library's layouts with parts switched off."""
+    kw = dict(block=bb.block, window_blocks=bb.window_blocks, seed=bb.seed, variant=bb.variant)
+    window = P.BigBird(global_blocks=0, random_blocks=0, **kw).block_layout(nb * bb.block, bb.block)
+    with_global = P.BigBird(global_blocks=bb.global_blocks, random_blocks=0, **kw).block_layout(nb * bb.block, bb.block)
+    full = bb.block_layout(nb * bb.block, bb.block)
+    return np.select([window, with_global, full], [1, 2, 3], default=0)
 
 
 bb = P.BigBird(block=64, window_blocks=3, global_blocks=2, random_blocks=3, seed=0)

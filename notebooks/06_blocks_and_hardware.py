@@ -247,16 +247,18 @@ widgets.interact(show_layout, pattern=list(explore_patterns),
 # connects tokens with the same **residue** `t mod stride`. Reorder the tokens residue by residue,
 # `[0, l, 2l, …, 1, 1 + l, …]`, and every residue becomes a contiguous run of `n / l` positions in which the grid
 # is an ordinary causal triangle. (`saattn_edu.accel.permute` does this inside the Triton kernel, with strided
-# pointers instead of copies; here it is in NumPy.)
+# pointers instead of copies; here we borrow its order for pictures.)
 
 # %%
+from saattn_edu.accel.permute import permutation
+
 n, stride = 256, 16
 p = P.Strided(stride)
 i, j = np.arange(n)[:, None], np.arange(n)[None, :]
 mask = p.mask(n)
 grid = mask & ((i - j) % stride == 0) & (i != j)  # the strided columns (offsets stride, 2·stride, ...)
 band = mask & ~grid  # the local band, diagonal included
-order = np.concatenate([np.arange(r, n, stride) for r in range(stride)])  # residue by residue
+order = permutation(n, stride)  # the kernel's residue-by-residue token order
 grid_permuted = grid[np.ix_(order, order)]  # rows and columns in the new order
 print("order starts:", order[:20], "...")
 print("every allowed pair is in exactly one part:", np.array_equal(band | grid, mask) and not (band & grid).any())

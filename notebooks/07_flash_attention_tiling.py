@@ -98,38 +98,21 @@ print(f"one pass over the row: max {row.max():.3f}, sum {np.exp(row - row.max())
 #
 # The output needs more than the normaliser: $o = \sum_j p_j v_j$. Keep an unnormalised accumulator
 # $\mathrm{acc} = \sum_j e^{s_j - m} v_j$ and rescale it by the same $\alpha$. One **tile update**, for a block of
-# queries against a block of keys, is four lines; the forward pass loops over query blocks (independent: a GPU
-# runs them in parallel) and, inside, over key blocks, then divides by $\ell$ once at the end:
+# queries against a block of keys, updates $m$, rescales $\mathrm{acc}$ and $\ell$ by $\alpha$ and adds the tile's
+# exps; the forward pass loops over query blocks (independent: a GPU runs them in parallel) and, inside, over key
+# blocks, then divides by $\ell$ once at the end. You write both in the exercises; here the course's reference
+# does it, whatever the tile shape:
 
 # %%
-def tile_update(acc, m, l, s, v):
-    """Fold one tile of scaled scores s (r, c) and its values v (c, dv) into the state (acc (r, dv), m (r,), l (r,))."""
-    m_new = np.maximum(m, s.max(axis=-1))  # (r,)
-    m_safe = np.where(np.isneginf(m_new), 0.0, m_new)  # a row with nothing allowed yet: exps are 0, not nan
-    alpha = np.exp(m - m_safe)  # (r,) rescales what was accumulated under the old max
-    p = np.exp(s - m_safe[:, None])  # (r, c)
-    return alpha[:, None] * acc + p @ v, m_new, alpha * l + p.sum(axis=-1)
-
-
-def flash_forward(q, k, v, block_q=64, block_k=64, layout=None):
-    """Tiled attention; with a block layout, key block j of query block i is visited only if layout[i, j]."""
-    n, scale = q.shape[0], 1.0 / math.sqrt(q.shape[-1])
-    out = np.zeros((n, v.shape[-1]), dtype=q.dtype)  # (n, dv)
-    for bi, i0 in enumerate(range(0, n, block_q)):
-        qi = q[i0:i0 + block_q] * scale  # (r, d)
-        acc, m, l = np.zeros((len(qi), v.shape[-1])), np.full(len(qi), -np.inf), np.zeros(len(qi))
-        for bj, j0 in enumerate(range(0, k.shape[0], block_k)):
-            if layout is not None and not layout[bi, bj]:
-                continue  # block-sparse: the tile is never read
-            acc, m, l = tile_update(acc, m, l, qi @ k[j0:j0 + block_k].T, v[j0:j0 + block_k])
-        out[i0:i0 + block_q] = acc / np.where(l > 0, l, 1.0)[:, None]  # empty rows stay 0
-    return out
+def tiled_attention(q, k, v, block_q=64, block_k=64):
+    """The course's tiled reference (R.flash_attention): you write its loop yourself in exercise notebook 07."""
+    return R.flash_attention(q, k, v, block_q=block_q, block_k=block_k)
 
 
 n, d = 300, 32
 q, k, v = (rng.standard_normal((n, d)) for _ in range(3))
-print("flash_forward == dense attention:", np.allclose(flash_forward(q, k, v, 64, 48), R.dense_attention(q, k, v)))
-print("and == the course's R.flash_attention:", np.allclose(R.flash_attention(q, k, v), R.dense_attention(q, k, v)))
+print("tiles of 64 × 48 == dense attention:", np.allclose(tiled_attention(q, k, v, 64, 48), R.dense_attention(q, k, v)))
+print("tiles of 7 × 300 == dense attention:", np.allclose(tiled_attention(q, k, v, 7, 300), R.dense_attention(q, k, v)))
 
 
 # %% [markdown]
@@ -208,7 +191,7 @@ peaks = {"dense": [], "flash (tiles of 64)": []}
 for n_ in ns:
     q, k, v = (rng.standard_normal((n_, d)).astype(np.float32) for _ in range(3))
     peaks["dense"].append(peak_bytes(R.dense_attention, q, k, v))
-    peaks["flash (tiles of 64)"].append(peak_bytes(flash_forward, q, k, v, 64, 64))
+    peaks["flash (tiles of 64)"].append(peak_bytes(tiled_attention, q, k, v, 64, 64))
 for name, ps in peaks.items():
     exponent, _ = C.fit_power_law(ns, ps)
     print(f"{name:20} peak at n = {ns[-1]}: {ps[-1] / 1e6:6.2f} MB   fitted: memory ∝ n^{exponent:.2f}")
@@ -233,9 +216,9 @@ plt.show()
 n = 2048
 q, k, v = (rng.standard_normal((n, 64)).astype(np.float32) for _ in range(3))
 t_dense = C.time_fn(R.dense_attention, q, k, v, repeats=3).min
-t_flash = C.time_fn(flash_forward, q, k, v, 64, 64, repeats=3).min
-print(f"n = {n}: dense {t_dense * 1e3:.1f} ms, tiled flash_forward {t_flash * 1e3:.1f} ms (Python loop over "
-      f"{(n // 64) ** 2} tiles)")
+t_flash = C.time_fn(tiled_attention, q, k, v, 64, 64, repeats=3).min
+print(f"n = {n}: dense {t_dense * 1e3:.1f} ms, tiled {t_flash * 1e3:.1f} ms (a Python loop over "
+      f"{n // 64} key blocks, all query blocks at once)")
 
 # %% [markdown]
 # ## Partial results and their log-sum-exp
@@ -271,8 +254,8 @@ print("merged lse == log-sum-exp of each full row:",
 #
 # A mask can be applied inside each tile (set masked scores to $-\infty$, as the exp then gives 0), but a tile with
 # no allowed pair at all need not be visited: nothing it would add survives. With a **block layout** the loop
-# simply skips those tiles; `flash_forward` above already takes one (`layout=`). For a causal sliding window the
-# work then grows as $n \cdot w$ instead of $n^2$:
+# simply skips those tiles (`R.block_sparse_attention` visits only the active ones). For a causal sliding window
+# the work then grows as $n \cdot w$ instead of $n^2$:
 
 # %%
 n, d, block = 4096, 64, 64
@@ -281,14 +264,15 @@ layout = p.block_layout(n, block)
 q, k, v = (rng.standard_normal((n, d)).astype(np.float32) for _ in range(3))
 small = 512  # correctness on a prefix: visiting the active tiles in full is R.block_sparse_attention's result
 qs, ks, vs, small_layout = q[:small], k[:small], v[:small], p.block_layout(small, block)
-print("skipping tiles == block-sparse attention:", np.allclose(
-    flash_forward(qs, ks, vs, block, block, layout=small_layout), R.block_sparse_attention(qs, ks, vs, small_layout, block),
+expanded = np.kron(small_layout, np.ones((block, block), dtype=bool))[:small, :small]  # the layout per token
+print("skipping tiles == masking them:", np.allclose(
+    R.block_sparse_attention(qs, ks, vs, small_layout, block), R.dense_attention(qs, ks, vs, mask=expanded),
     atol=1e-5))
 print(f"tiles visited: {int(layout.sum())} of {layout.size} ({layout.mean():.1%})")
 
 # %% tags=["nbval-ignore-output"]
-t_all = C.time_fn(flash_forward, q, k, v, block, block, repeats=3).min
-t_skip = C.time_fn(flash_forward, q, k, v, block, block, layout, repeats=3).min
+t_all = C.time_fn(R.block_sparse_attention, q, k, v, np.ones_like(layout), block, repeats=3).min
+t_skip = C.time_fn(R.block_sparse_attention, q, k, v, layout, block, repeats=3).min
 print(f"every tile: {t_all * 1e3:.1f} ms; active tiles only: {t_skip * 1e3:.1f} ms; "
       f"speedup {t_all / t_skip:.1f}× (tile ratio {layout.size / layout.sum():.1f}×)")
 

@@ -403,5 +403,5 @@ widgets.interact(
 # - Decoding through each cache reproduces recomputation with its pattern's mask (to fp32 rounding), when tokens
 #   keep their original positions.
 #
-# Next: the exercise `solutions/12_kv_cache.ipynb` (as `exercises/12_kv_cache.ipynb`) has you write the rolling
-# buffer, GQA head sharing and the memory formula, graded against recomputation.
+# Next: the exercise notebook `exercises/12_kv_cache.ipynb` has you write the rolling buffer, GQA head sharing and
+# the memory formula, graded against recomputation.

@@ -212,18 +212,55 @@ q6_answer = 10 + 8 + 6  # offsets 0, 2, 4: n - d queries each
 check("ex01.q6", q6_answer)
 
 # %% [markdown]
-# ## Exercise 7: in words (not auto-graded)
+# ## Exercise 7: in words (self-checked)
 #
 # A dilated window of width `w` and dilation `k` costs the same as a sliding window of width `w`. What does it
 # gain, and what does it give up? Why do models that dilate (Longformer) dilate only some heads?
+#
+# Write your answer as a string in `q7_text` (a few sentences) and run the cell: the check counts it as
+# answered, then shows a model answer to compare yours with. The grade lists it as answered or not; nobody
+# scores the words.
+
+# %%
+### BEGIN SOLUTION: write your answer as a string in q7_text
+q7_text = """
+It reaches `k` times as far for the same number of keys per query, so stacked layers grow the receptive field
+`k` times faster. It gives up the tokens in between: the immediate neighbours `1 .. k-1` away are invisible to
+that head. Keeping some heads undilated (or dilating only higher layers) keeps local detail while the dilated
+heads carry long-range information."""
+### END SOLUTION
+check("ex01.text_q7", q7_text)
 
 # %% [markdown]
-# ### BEGIN ANSWER
-# It reaches `k` times as far for the same number of keys per query, so stacked layers grow the receptive field
-# `k` times faster. It gives up the tokens in between: the immediate neighbours `1 .. k-1` away are invisible to
-# that head. Keeping some heads undilated (or dilating only higher layers) keeps local detail while the dilated
-# heads carry long-range information.
-# ### END ANSWER
+# ## ★ Exercise 8 (challenge): the union of two neighbour lists, in O(nnz)
+#
+# A model that mixes patterns needs the CSR of their union, and at a million tokens nobody builds the mask. Write
+# `union_neighbors(indptr_a, indices_a, indptr_b, indices_b)`: the CSR `(indptr, indices)` of every pair that is in
+# either list, rows ascending, no repeats. Both inputs have sorted rows. The check runs it on 200,000 tokens too,
+# where an `n × n` array does not fit. Graded in the ★ column.
+#
+# <details><summary>Hint</summary>
+#
+# Give every pair one integer that sorts row-major; sorting the two lists together puts each row's keys in order
+# and repeats side by side. The row boundaries can then be found by searching, not by looping.
+# </details>
+
+# %%
+def union_neighbors(indptr_a, indices_a, indptr_b, indices_b):
+    """CSR (indptr, indices) of the union of two CSR neighbour lists on the same n tokens."""
+    ### BEGIN SOLUTION: one sorted key per pair, repeats dropped, row starts by binary search
+    n = len(indptr_a) - 1
+    rows = np.concatenate([np.repeat(np.arange(n), np.diff(indptr_a)), np.repeat(np.arange(n), np.diff(indptr_b))])
+    key = np.sort(rows * n + np.concatenate([indices_a, indices_b]))  # (nnz_a + nnz_b,) row-major
+    key = key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key  # repeats are neighbours once sorted
+    indptr = np.searchsorted(key, np.arange(n + 1) * n)  # (n + 1,) first key of each row
+    return indptr.astype(np.int64), (key % n).astype(np.int64)
+    ### END SOLUTION
+
+
+# %%
+check("ex01.star_union_neighbors", union_neighbors)
+
 
 # %% [markdown]
 # ## Your grade

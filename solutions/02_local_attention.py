@@ -19,7 +19,6 @@
 # You will build lesson 02's sliding and dilated windows, turn them into neighbour lists without ever forming an `n × n` array, compute attention by gathering only the allowed keys, and measure that its time grows linearly in `n`.
 #
 # **Learning goals**
-# - build sliding-window and dilated masks with broadcasting;
 # - build CSR neighbour lists of a window directly, in O(n·w);
 # - write sparse attention by gather (padding, masked softmax, empty rows give 0);
 # - time it against dense attention and fit the exponent (graded: below 1.3).
@@ -41,7 +40,7 @@ if "google.colab" in sys.modules:
 import os
 
 for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(var, "1")  # one BLAS thread: steadier timings in exercise 5 (as in lessons 00 and 02)
+    os.environ.setdefault(var, "1")  # one BLAS thread: steadier timings in exercise 3 (as in lessons 00 and 02)
 
 import math
 
@@ -52,55 +51,7 @@ from saattn_edu.grading import check
 
 
 # %% [markdown]
-# ## Exercise 1: a sliding-window mask
-#
-# Write `sliding_window_mask(n, window, causal)` returning an `(n, n)` boolean array. Causal: key `j` is allowed
-# when `0 <= i - j < window`. Non-causal: when `|i - j| <= window // 2`.
-#
-# <details><summary>Hint</summary>
-#
-# `np.arange(n)[:, None] - np.arange(n)[None, :]` is the `(n, n)` array of offsets `i - j`.
-# </details>
-
-# %%
-def sliding_window_mask(n, window, causal=False):
-    """(n, n) bool mask of SlidingWindow(window, causal)."""
-    ### BEGIN SOLUTION: compare the offsets i - j with the window
-    d = np.arange(n)[:, None] - np.arange(n)[None, :]  # (n, n) offsets i - j
-    if causal:
-        return (d >= 0) & (d < window)
-    return np.abs(d) <= window // 2
-    ### END SOLUTION
-
-
-# %%
-check("ex02.sliding_window_mask", sliding_window_mask)
-
-
-# %% [markdown]
-# ## Exercise 2: a dilated window
-#
-# `DilatedWindow(window, dilation)` keeps only offsets that are multiples of `dilation`, `(i - j) % dilation == 0`,
-# and applies the window rule to the number of steps `(i - j) // dilation`. Write `dilated_window_mask`.
-
-# %%
-def dilated_window_mask(n, window, dilation, causal=False):
-    """(n, n) bool mask of DilatedWindow(window, dilation, causal)."""
-    ### BEGIN SOLUTION: the grid (i - j) % dilation == 0, then the window rule on the steps
-    d = np.arange(n)[:, None] - np.arange(n)[None, :]  # (n, n)
-    steps = d // dilation
-    if causal:
-        return (d % dilation == 0) & (steps >= 0) & (steps < window)
-    return (d % dilation == 0) & (np.abs(steps) <= window // 2)
-    ### END SOLUTION
-
-
-# %%
-check("ex02.dilated_window_mask", dilated_window_mask)
-
-
-# %% [markdown]
-# ## Exercise 3: neighbour lists without a mask
+# ## Exercise 1: neighbour lists without a mask
 #
 # A mask costs `n²` booleans: 10 GB at `n = 100,000`. A sparse kernel reads CSR neighbour lists instead (lesson
 # 01): row `i`'s keys are `indices[indptr[i]:indptr[i + 1]]`, ascending. A window knows its keys without looking
@@ -110,9 +61,9 @@ check("ex02.dilated_window_mask", dilated_window_mask)
 #
 # <details><summary>Hint</summary>
 #
-# `cand = np.arange(n)[:, None] + dilation * steps[None, :]` is `(n, m)`; `valid = (cand >= 0) & (cand < n)`;
-# `cand[valid]` reads row by row, so it is already `indices`; `indptr` is 0 then the cumulative sum of
-# `valid.sum(axis=1)`.
+# Build every row's candidate keys at once as an `(n, m)` array (m = the number of allowed steps), mark which
+# of them fall inside the sequence, and note that selecting the valid ones of a 2-D array reads it row by row:
+# that is already `indices`. `indptr` counts the valid keys of each row, accumulated.
 # </details>
 
 # %%
@@ -134,7 +85,7 @@ check("ex02.window_neighbors", window_neighbors)
 
 
 # %% [markdown]
-# ## Exercise 4: sparse attention by gather
+# ## Exercise 2: sparse attention by gather
 #
 # Now the attention itself, touching only the allowed pairs. For query `i` with keys `J = indices[indptr[i]:indptr[i+1]]`:
 #
@@ -144,7 +95,7 @@ check("ex02.window_neighbors", window_neighbors)
 # `valid` flag, gather `k[idx]` and `v[idx]` as `(n, m, d)` arrays, give padded slots a score of `-inf`, subtract
 # each row's max before `np.exp`, and return zeros for a row with no keys (never NaN). Write
 # `sparse_attention(q, k, v, indptr, indices)` for `q, k, v` of shape `(n, d)`; it must never build an `(n, n)`
-# array: exercise 5 times it.
+# array: exercise 3 times it.
 #
 # <details><summary>Hint</summary>
 #
@@ -181,7 +132,7 @@ def sparse_attention(q, k, v, indptr, indices):
 check("ex02.sparse_attention", sparse_attention)
 
 # %% [markdown]
-# ## Exercise 5: O(n·w), measured
+# ## Exercise 3: O(n·w), measured
 #
 # Your `sparse_attention` does `n · w` dot products for a window of `w`; dense attention does `n²`. Time both on this
 # machine with `C.time_fn` (fastest of a few repeats) and fit `t ≈ c·n^p` with `C.fit_power_law`. The sizes below
@@ -219,6 +170,38 @@ print(f"dense attention:                  time ∝ n^{p_dense:.2f}   ({t_dense[-
 
 # %% tags=["nbval-ignore-output"]
 check("ex02.linear_time", sparse_attention)
+
+# %% [markdown]
+# ## ★ Exercise 4 (challenge): attention sinks' neighbour lists, in O(nnz)
+#
+# StreamingLLM's pattern `AttentionSinks(num_sinks, window)` lets query `i` see keys `j <= i` with `j < num_sinks`
+# or `i - j < window`. Write `sink_neighbors(n, num_sinks, window)` returning its CSR `(indptr, indices)`, rows
+# ascending, each key once, without any `n × n` array and without a Python loop over rows (the check runs it on
+# 200,000 tokens). Graded in the ★ column.
+#
+# <details><summary>Hint</summary>
+#
+# Count each row's keys before placing any. A key's value follows from its row and its position inside the row.
+# </details>
+
+# %%
+def sink_neighbors(n, num_sinks, window):
+    """CSR (indptr, indices) of AttentionSinks(num_sinks, window) on n tokens."""
+    ### BEGIN SOLUTION: per-row counts (sinks left of the window, then the window), keys from their place in the row
+    i = np.arange(n)
+    lo = np.maximum(0, i - window + 1)  # (n,) first key of the window
+    n_sink = np.minimum(num_sinks, lo)  # (n,) sinks not already inside the window
+    count = n_sink + i - lo + 1  # (n,)
+    indptr = np.concatenate([[0], np.cumsum(count)]).astype(np.int64)
+    row = np.repeat(i, count)  # (nnz,)
+    k = np.arange(indptr[-1]) - indptr[row]  # (nnz,) place inside the row
+    return indptr, np.where(k < n_sink[row], k, lo[row] + k - n_sink[row]).astype(np.int64)
+    ### END SOLUTION
+
+
+# %%
+check("ex02.star_sink_neighbors", sink_neighbors)
+
 
 # %% [markdown]
 # ## Your grade

@@ -44,31 +44,12 @@ from saattn_edu.grading import check
 
 
 # %% [markdown]
-# ## Exercise 1: global tokens
-#
-# `GlobalTokens(indices)` allows `(i, j)` when `i` or `j` is in `indices`: a global token attends to everything and
-# everything attends to it. The list may be unsorted, hold repeats, or be empty. Write `global_tokens_mask(n, indices)`.
-
-# %%
-def global_tokens_mask(n, indices):
-    """(n, n) bool mask of GlobalTokens(indices)."""
-    ### BEGIN SOLUTION: mark the global positions, then broadcast rows | columns
-    g = np.zeros(n, dtype=bool)  # (n,)
-    g[np.asarray(indices, dtype=np.int64)] = True
-    return g[:, None] | g[None, :]
-    ### END SOLUTION
-
-
-# %%
-check("ex03.global_tokens_mask", global_tokens_mask)
-
-
-# %% [markdown]
-# ## Exercise 2: Longformer's mask
+# ## Exercise 1: Longformer's mask
 #
 # `Longformer(window, global_indices, dilation)` is exactly `DilatedWindow(window, dilation) | GlobalTokens(global_indices)`
-# (non-causal here): the dilated window keeps `(i - j) % dilation == 0` and `|(i - j) // dilation| <= window // 2`.
-# Write `longformer_mask(n, window, global_indices, dilation)` (you may call your `global_tokens_mask`).
+# (non-causal here): the dilated window keeps `(i - j) % dilation == 0` and `|(i - j) // dilation| <= window // 2`;
+# the global part is notebook 01's `GlobalTokens` (rows and columns of the global positions; the list may be
+# unsorted, hold repeats, or be empty). Write `longformer_mask(n, window, global_indices, dilation)`.
 
 # %%
 def longformer_mask(n, window, global_indices, dilation=1):
@@ -76,7 +57,8 @@ def longformer_mask(n, window, global_indices, dilation=1):
     ### BEGIN SOLUTION: the dilated window rule, OR the global rows and columns
     d = np.arange(n)[:, None] - np.arange(n)[None, :]  # (n, n)
     local = (d % dilation == 0) & (np.abs(d // dilation) <= window // 2)
-    return local | global_tokens_mask(n, global_indices)
+    g = np.isin(np.arange(n), np.asarray(global_indices, dtype=np.int64))  # (n,) global positions
+    return local | g[:, None] | g[None, :]
     ### END SOLUTION
 
 
@@ -85,7 +67,7 @@ check("ex03.longformer_mask", longformer_mask)
 
 
 # %% [markdown]
-# ## Exercise 3: who reaches whom in two layers
+# ## Exercise 2: who reaches whom in two layers
 #
 # Read a mask as a graph: an edge `i → j` when query `i` may attend to key `j`. After one layer, token `i` holds
 # information from its keys; the residual stream also keeps its own. After two layers it holds what its keys held
@@ -116,12 +98,12 @@ check("ex03.two_hop_reachable", two_hop_reachable)
 # %%
 n = 64
 window = P.SlidingWindow(5).mask(n)
-for name, mask in {"window 5": window, "window 5 + global token 40": window | global_tokens_mask(n, [40])}.items():
+for name, mask in {"window 5": window, "window 5 + global token 40": window | P.GlobalTokens([40]).mask(n)}.items():
     print(f"{name:28} pairs connected in two layers: {two_hop_reachable(mask).mean():6.1%}")
 
 
 # %% [markdown]
-# ## Exercise 4: Longformer's cost, counted
+# ## Exercise 3: Longformer's cost, counted
 #
 # How many pairs does `Longformer(window, global_indices)` allow? The check asks for sequences of a million to a
 # billion tokens, so count without a mask (a mask would need terabytes). Inclusion–exclusion, with `h = window // 2`:
@@ -152,10 +134,10 @@ def longformer_num_pairs(n, window, global_indices):
 check("ex03.longformer_num_pairs", longformer_num_pairs)
 
 # %% [markdown]
-# ## Exercise 5: one number, by reasoning
+# ## Exercise 4: one number, by reasoning
 #
 # With `SlidingWindow(9)` only, on `n = 100` tokens, how many layers are needed before token 99's output can
-# depend on token 0? Set `q5_answer` (an integer) and run the cell.
+# depend on token 0? Set `q4_answer` (an integer) and run the cell.
 #
 # <details><summary>Hint</summary>
 #
@@ -163,10 +145,10 @@ check("ex03.longformer_num_pairs", longformer_num_pairs)
 # </details>
 
 # %%
-### BEGIN SOLUTION: set q5_answer to the number of layers
-q5_answer = 25  # ceil(99 / 4)
+### BEGIN SOLUTION: set q4_answer to the number of layers
+q4_answer = 25  # ceil(99 / 4)
 ### END SOLUTION
-check("ex03.q5", q5_answer)
+check("ex03.q4", q4_answer)
 
 # %% [markdown]
 # ## Your grade

@@ -131,6 +131,13 @@ def random_blocks(nb, window_blocks, global_blocks, random_blocks, seed):
 check("ex04.random_blocks", random_blocks)
 
 # %% [markdown]
+# The same seed must give the same table (a model is trained and served with one layout), and another seed
+# another table. This check calls your function several times:
+
+# %%
+check("ex04.random_blocks_seeded", random_blocks)
+
+# %% [markdown]
 # Your two functions together give a complete BigBird layout. BigBird's defaults on 4,096 tokens (64 blocks of 64):
 
 # %%

@@ -211,6 +211,39 @@ for n in [256, 1024, 4096, 16384, 65536]:
           f"stride √n: {at_sqrt / (n * n ** 0.5):.2f}·n√n pairs")
 
 # %% [markdown]
+# ## ★ Exercise 7 (challenge): the Fixed pattern's CSR in closed form
+#
+# Write `fixed_csr(n, stride, c)`: the CSR `(indptr, indices)` of the causal `Fixed(stride, c)` (exercise 2's mask),
+# rows ascending, with no `n × n` array and no Python loop over rows: every count and every key is a closed-form
+# function of its row. The check runs it on thousands of tokens. Graded in the ★ column.
+#
+# <details><summary>Hint</summary>
+#
+# Which keys of an earlier block can row `i` see, and which of its own block? Count both, then read each key off
+# its place in the row.
+# </details>
+
+# %%
+def fixed_csr(n, stride, c):
+    """CSR (indptr, indices) of the causal Fixed(stride, c) on n tokens."""
+    ### BEGIN SOLUTION: summary keys of the earlier blocks, then the own block up to i
+    i = np.arange(n)
+    start = i // stride * stride  # (n,) first token of row i's block
+    n_sum = i // stride * c  # (n,) summary keys of the earlier blocks
+    count = n_sum + i - start + 1
+    indptr = np.concatenate([[0], np.cumsum(count)]).astype(np.int64)
+    row = np.repeat(i, count)  # (nnz,)
+    k = np.arange(indptr[-1]) - indptr[row]  # (nnz,) place inside the row
+    summary = k // c * stride + stride - c + k % c  # the (k % c)-th summary key of block k // c
+    return indptr, np.where(k < n_sum[row], summary, start[row] + k - n_sum[row]).astype(np.int64)
+    ### END SOLUTION
+
+
+# %%
+check("ex05.star_fixed_csr", fixed_csr)
+
+
+# %% [markdown]
 # ## Your grade
 #
 # Every check above prints its points. To grade the whole notebook as the course does, from a terminal:

@@ -218,19 +218,25 @@ q5_answer = 16 * 17 // 2  # query block b reaches key blocks 0 .. b: the whole c
 check("ex06.q5", q5_answer)
 
 # %% [markdown]
-# ## Exercise 6: in words (not auto-graded)
+# ## Exercise 6: in words (self-checked)
 #
 # Your measured best block size is probably not the one a GPU kernel uses (64 or 128). Which of the two costs,
 # per-tile overhead or wasted work, is larger in NumPy than on a GPU, and how does that move the optimum?
+#
+# Write your answer as a string in `q6_text` (a few sentences) and run the cell: the check counts it as
+# answered, then shows a model answer to compare yours with. The grade lists it as answered or not; nobody
+# scores the words.
 
-# %% [markdown]
-# ### BEGIN ANSWER
-# In NumPy each tile costs a Python loop step and a separate small matmul call (microseconds), while a GPU kernel
-# pays almost nothing per tile: its tiles run in parallel inside one launch. Overhead is therefore much larger in
-# NumPy, which pushes the optimum towards larger blocks, where fewer tiles amortise it even at the price of more
-# masked pairs. On a GPU the overhead is small and the tile size is bounded by on-chip memory and by waste, so
-# 64–128 wins.
-# ### END ANSWER
+# %%
+### BEGIN SOLUTION: write your answer as a string in q6_text
+q6_text = """
+In NumPy each tile costs a Python loop step and a separate small matmul call (microseconds), while a GPU kernel
+pays almost nothing per tile: its tiles run in parallel inside one launch. Overhead is therefore much larger in
+NumPy, which pushes the optimum towards larger blocks, where fewer tiles amortise it even at the price of more
+masked pairs. On a GPU the overhead is small and the tile size is bounded by on-chip memory and by waste, so
+64–128 wins."""
+### END SOLUTION
+check("ex06.text_q6", q6_text)
 
 # %% [markdown]
 # ## Your grade

@@ -164,7 +164,7 @@ for n in (512, 1024, 2048):
     tracemalloc.stop()
     print(f"n = {n:>4}: peak {peak / 1e6:.3f} MB   (one n × n float32 score matrix: {4 * n * n / 1e6:.1f} MB)")
 
-# %%
+# %% tags=["nbval-ignore-output"]
 check("ex07.flash_memory", flash_forward)
 
 
@@ -216,18 +216,24 @@ print("equals R.block_sparse_attention:", np.allclose(block_sparse_flash(q, k, v
 print(f"tiles visited: {int(layout.sum())} of {layout.size}")
 
 # %% [markdown]
-# ## Exercise 6: in words (not auto-graded)
+# ## Exercise 6: in words (self-checked)
 #
 # Your `flash_forward` returns `acc / l` and throws `m` and `l` away. Ring attention (lesson 13) needs them: why,
 # and what single number per row would you return instead of the pair `(m, l)`?
+#
+# Write your answer as a string in `q6_text` (a few sentences) and run the cell: the check counts it as
+# answered, then shows a model answer to compare yours with. The grade lists it as answered or not; nobody
+# scores the words.
 
-# %% [markdown]
-# ### BEGIN ANSWER
-# Ring attention computes attention over one block of keys at a time on different devices and must merge the
-# partial outputs: a partial output alone does not say how much softmax mass its keys carried. The log-sum-exp
-# `lse = m + log(l)` does; with it, two partial results over disjoint keys merge exactly:
-# `lse = logaddexp(lse_a, lse_b)`, `out = exp(lse_a - lse) · out_a + exp(lse_b - lse) · out_b`.
-# ### END ANSWER
+# %%
+### BEGIN SOLUTION: write your answer as a string in q6_text
+q6_text = """
+Ring attention computes attention over one block of keys at a time on different devices and must merge the
+partial outputs: a partial output alone does not say how much softmax mass its keys carried. The log-sum-exp
+`lse = m + log(l)` does; with it, two partial results over disjoint keys merge exactly:
+`lse = logaddexp(lse_a, lse_b)`, `out = exp(lse_a - lse) · out_a + exp(lse_b - lse) · out_b`."""
+### END SOLUTION
+check("ex07.text_q6", q6_text)
 
 # %% [markdown]
 # ## Your grade

@@ -228,21 +228,27 @@ q5_answer = 32 * 32 + 7 * 32 * 64  # chunk 0 sees itself; chunks 1..7 see two ch
 check("ex10.q5", q5_answer)
 
 # %% [markdown]
-# ## Exercise 6: in words (not auto-graded)
+# ## Exercise 6: in words (self-checked)
 #
 # LSH and the indexer choose keys token by token; MoBA and NSA choose whole blocks of 64 or more. Why do
 # production systems on GPUs prefer blocks, and what does a block selection give up?
+#
+# Write your answer as a string in `q6_text` (a few sentences) and run the cell: the check counts it as
+# answered, then shows a model answer to compare yours with. The grade lists it as answered or not; nobody
+# scores the words.
 
-# %% [markdown]
-# ### BEGIN ANSWER
-# A GPU computes attention in tiles (e.g. 64 queries × 64 keys per matrix multiply on tensor cores). A block
-# selection maps one-to-one onto those tiles: a kernel skips whole tiles and runs dense, contiguous loads and
-# matmuls on the kept ones, so the counted savings become wall-clock savings, and the selection itself is cheap
-# (`(n/B)²` block scores instead of `n²`). Token-level choices need gathers of scattered keys, which waste
-# memory bandwidth and tensor-core efficiency. What blocks give up is precision: a block is kept or dropped as a
-# whole, so a query pays for the 63 unimportant keys next to an important one, and loses an important key whose
-# block's *mean* scores poorly (averaging hides a single strong key among weak ones).
-# ### END ANSWER
+# %%
+### BEGIN SOLUTION: write your answer as a string in q6_text
+q6_text = """
+A GPU computes attention in tiles (e.g. 64 queries × 64 keys per matrix multiply on tensor cores). A block
+selection maps one-to-one onto those tiles: a kernel skips whole tiles and runs dense, contiguous loads and
+matmuls on the kept ones, so the counted savings become wall-clock savings, and the selection itself is cheap
+(`(n/B)²` block scores instead of `n²`). Token-level choices need gathers of scattered keys, which waste
+memory bandwidth and tensor-core efficiency. What blocks give up is precision: a block is kept or dropped as a
+whole, so a query pays for the 63 unimportant keys next to an important one, and loses an important key whose
+block's *mean* scores poorly (averaging hides a single strong key among weak ones)."""
+### END SOLUTION
+check("ex10.text_q6", q6_text)
 
 # %% [markdown]
 # ## Your grade

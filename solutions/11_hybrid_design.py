@@ -108,13 +108,14 @@ check("ex11.stack_attention_flops", stack_attention_flops)
 # The grader's problem is in `DESIGN`: a 3-layer encoder (`d_model 32`, 2 heads) trained for 150 steps with seed 0
 # on `NeedleRetrieval(seq_len=64, distance=(32, 60))`. Your `my_layers` (3 fixed patterns from `saattn_edu.patterns`,
 # bottom first) must cost at most **40 %** of the all-dense model's attention FLOPs and reach **90 %** held-out
-# accuracy. The check trains your design (about 5–15 s on 2 cores); `train_design(layers).final_accuracy` trains it
+# accuracy. The check trains your design (up to a minute on 2 busy cores; a stack that cannot reach the needle
+# is refused at once, untrained); `train_design(layers).final_accuracy` trains it
 # exactly as the grader does, should you want to compare designs first.
 #
 # <details><summary>Hint</summary>
 #
 # Three windows cannot see 32+ tokens away (exercise 1). One dense layer costs a third of the dense model; what is
-# left must pay for the other two layers (exercise 2 and question 5). A global token is another way to reach far.
+# left must pay for the other two layers (exercise 2 and exercise 5). A global token is another way to reach far.
 # </details>
 
 # %%
@@ -131,46 +132,52 @@ print(design_problem(my_layers) or "within the budget")
 check("ex11.hybrid_design", my_layers)
 
 # %% [markdown]
-# ## Question 4
+# ## Exercise 4: the smallest window, by reasoning
 #
 # Three stacked non-causal sliding windows of the same odd size `w` must let the last token hear from a needle 60
 # tokens away. What is the smallest such `w`? Set `q4_answer`.
 
 # %%
-### BEGIN SOLUTION: 3 · (w // 2) >= 60, w odd
+### BEGIN SOLUTION: set q4_answer to the smallest odd window
 q4_answer = 41
 ### END SOLUTION
 check("ex11.q4", q4_answer)
 
 # %% [markdown]
-# ## Question 5
+# ## Exercise 5: the price of a hybrid
 #
 # At `n = 64`, `d_model = 32`: what fraction of the all-dense 3-layer model's attention FLOPs does
 # `[dense, window 9, window 9]` cost? Set `q5_answer` (a number between 0 and 1). Is that design within
 # exercise 3's budget?
 
 # %%
-### BEGIN SOLUTION: use your stack_attention_flops
+### BEGIN SOLUTION: set q5_answer to the fraction
 q5_answer = stack_attention_flops([None, 9, 9], 64, 32) / stack_attention_flops([None] * 3, 64, 32)
 ### END SOLUTION
 print(f"{q5_answer:.3f}")
 check("ex11.q5", q5_answer)
 
 # %% [markdown]
-# ## Exercise 6: in words (not auto-graded)
+# ## Exercise 6: in words (self-checked)
 #
 # In the committed sweep, which patterns fail on the far needle, and why does more training not help them? Why can
 # Longformer's single global token succeed where a sliding window of the same width fails?
+#
+# Write your answer as a string in `q6_text` (a few sentences) and run the cell: the check counts it as
+# answered, then shows a model answer to compare yours with. The grade lists it as answered or not; nobody
+# scores the words.
 
-# %% [markdown]
-# ### BEGIN ANSWER
-# Sliding windows, attention sinks and (mostly) dilated windows fail: after three layers the last token can only
-# have heard from tokens within the stack's receptive field (3 · 4 = 12 for windows of 9), and a dilated window only
-# reaches offsets that are multiples of its dilation. The needle's information has no path to the query, so the
-# best the model can do is guess (1/8). Longformer's global token is seen by every token and sees every token: the
-# needle writes into it in one layer and the query reads it in the next, a path of two hops whatever the distance,
-# for the price of 2n extra pairs per global token.
-# ### END ANSWER
+# %%
+### BEGIN SOLUTION: write your answer as a string in q6_text
+q6_text = """
+Sliding windows, attention sinks and (mostly) dilated windows fail: after three layers the last token can only
+have heard from tokens within the stack's receptive field (3 · 4 = 12 for windows of 9), and a dilated window only
+reaches offsets that are multiples of its dilation. The needle's information has no path to the query, so the
+best the model can do is guess (1/8). Longformer's global token is seen by every token and sees every token: the
+needle writes into it in one layer and the query reads it in the next, a path of two hops whatever the distance,
+for the price of 2n extra pairs per global token."""
+### END SOLUTION
+check("ex11.text_q6", q6_text)
 
 # %% [markdown]
 # ## Your grade

@@ -113,25 +113,27 @@ check("ex12.rolling_read_order", rolling_read_order)
 # ## Exercise 3: grouped-query attention
 #
 # `q` is `(H, t, d)`, `k` and `v` are `(Hkv, L, d)` with `H` a multiple of `Hkv`; query head `h` reads KV head
-# `h // (H // Hkv)`. `mask` is `(t, L)` booleans (True: may attend). Write `gqa_attention(q, k, v, mask)`
-# returning `(H, t, d)`: softmax over the allowed keys of `q·kᵀ / √d`, times `v`. A row with no allowed key
-# returns 0, never NaN.
+# `h // (H // Hkv)`. `mask` is `(t, L)` booleans (True: may attend). Write `gqa_attention(q, k, v, mask, bias=None)`
+# returning `(H, t, d)`: softmax over the allowed keys of `q·kᵀ / √d` (plus `bias`, a `(t, L)` array added to the
+# scores when given: exercise 5 uses it), times `v`. A row with no allowed key returns 0, never NaN.
 #
 # <details><summary>Hint</summary>
 #
-# `k[np.arange(H) // (H // Hkv)]` gives every query head its KV head, `(H, L, d)`. Set masked scores to `-inf`,
-# subtract the row max (use 0 where the whole row is `-inf`), exponentiate, and divide by the row sum only where it
-# is positive.
+# Give every query head its KV head first (one fancy index builds the `(H, L, d)` keys). Masked scores become
+# `-inf`; subtract the row max, but not where the whole row is `-inf`; divide by the row sum only where it is
+# positive.
 # </details>
 
 # %%
-def gqa_attention(q, k, v, mask):
+def gqa_attention(q, k, v, mask, bias=None):
     """Softmax attention where query head h reads KV head h // (H // Hkv); (H, t, d)."""
     ### BEGIN SOLUTION: pick each query head's KV head, then a masked softmax that gives 0 on empty rows
     H, Hkv = q.shape[0], k.shape[0]
     kv = np.arange(H) // (H // Hkv)  # (H,) the KV head of every query head
     kh, vh = k[kv], v[kv]  # (H, L, d)
     s = q @ kh.transpose(0, 2, 1) / np.sqrt(q.shape[-1])  # (H, t, L)
+    if bias is not None:
+        s = s + bias
     s = np.where(mask, s, -np.inf)
     m = s.max(axis=-1, keepdims=True)
     e = np.exp(s - np.where(np.isfinite(m), m, 0.0))  # masked scores -> 0
@@ -175,18 +177,22 @@ check("ex12.kv_cache_bytes", kv_cache_bytes)
 # a time with a rolling buffer of `window` slots per KV head: at step `p`, write `k[:, p]` and `v[:, p]` to slot
 # `p % W`, read the held slots oldest first, and attend `q[:, p]` to them. Return the `(H, n, d)` outputs.
 #
-# The check compares them with **recomputation**: the whole sequence at once under
-# `SlidingWindow(window, causal=True).mask(n)`. They must agree to rounding.
+# The model uses a recency bias (ALiBi): a key `δ` tokens older than the query scores `-slope · δ` less. Inside the
+# cache, a key's age is its place in the read order: the newest (the token itself) has age 0, the oldest held one
+# `m - 1`. So the order you read the slots in now matters.
+#
+# The check compares with **recomputation**: the whole sequence at once under
+# `SlidingWindow(window, causal=True).mask(n)` with the bias `-slope · (i - j)`. They must agree to rounding.
 #
 # <details><summary>Hint</summary>
 #
 # Two `(Hkv, W, d)` buffers. Writing before reading is safe here: token `p` overwrites token `p - W`, which query
-# `p` no longer sees. Reuse your `rolling_read_order(p + 1, W)` and `gqa_attention(q[:, p:p+1], …)` with a
-# `(1, m)` mask of ones.
+# `p` no longer sees. Reuse your `rolling_read_order` and `gqa_attention` (its `bias` argument takes one row of
+# ages times `-slope`).
 # </details>
 
 # %%
-def decode_with_rolling_cache(q, k, v, window):
+def decode_with_rolling_cache(q, k, v, window, slope=0.0):
     """Outputs (H, n, d) of decoding n tokens one by one through a rolling KV buffer of `window` slots."""
     ### BEGIN SOLUTION: write slot p % W, read oldest first, attend the one query to the held keys
     Hkv, n, d = k.shape
@@ -196,7 +202,9 @@ def decode_with_rolling_cache(q, k, v, window):
         kbuf[:, p % window], vbuf[:, p % window] = k[:, p], v[:, p]
         slots = rolling_read_order(p + 1, window)  # (m,) oldest first
         keys, values = kbuf[:, slots], vbuf[:, slots]  # (Hkv, m, d)
-        out[:, p:p + 1] = gqa_attention(q[:, p:p + 1], keys, values, np.ones((1, len(slots)), dtype=bool))
+        age = np.arange(len(slots) - 1, -1, -1)  # (m,) the oldest held key first, the newest (age 0) last
+        out[:, p:p + 1] = gqa_attention(q[:, p:p + 1], keys, values, np.ones((1, len(slots)), dtype=bool),
+                                        -slope * age[None, :])
     return out
     ### END SOLUTION
 
@@ -222,21 +230,27 @@ q6_answer = 80 * 2 * 8 * 128 * 131072 * 2 / 2**30  # 40 GiB: more than half an 8
 check("ex12.q6", q6_answer)
 
 # %% [markdown]
-# ## Exercise 7: in words (not auto-graded)
+# ## Exercise 7: in words (self-checked)
 #
 # A rolling cache of window `W` and a StreamingLLM cache with 4 sinks and the same `W` cost the same memory. Why do
 # trained models stream far better with the sinks? And why does StreamingLLM re-number positions inside its cache
 # instead of keeping each token's original index?
+#
+# Write your answer as a string in `q7_text` (a few sentences) and run the cell: the check counts it as
+# answered, then shows a model answer to compare yours with. The grade lists it as answered or not; nobody
+# scores the words.
 
-# %% [markdown]
-# ### BEGIN ANSWER
-# Softmax must put its weight somewhere; trained models learn to park attention they do not need on the first
-# tokens (they are seen by every query), so those keys act as a sink. A plain window evicts them after `W` tokens,
-# the attention mass goes elsewhere and the model's activations shift: perplexity explodes. Keeping 4 sinks
-# restores that outlet for 4 extra slots. Positions: with original indices, the distance from a new query to the
-# sinks grows without bound, past anything seen in training (RoPE at unseen distances); re-numbering inside the
-# cache keeps every distance below `S + W`. The price is that no single full-sequence mask reproduces it.
-# ### END ANSWER
+# %%
+### BEGIN SOLUTION: write your answer as a string in q7_text
+q7_text = """
+Softmax must put its weight somewhere; trained models learn to park attention they do not need on the first
+tokens (they are seen by every query), so those keys act as a sink. A plain window evicts them after `W` tokens,
+the attention mass goes elsewhere and the model's activations shift: perplexity explodes. Keeping 4 sinks
+restores that outlet for 4 extra slots. Positions: with original indices, the distance from a new query to the
+sinks grows without bound, past anything seen in training (RoPE at unseen distances); re-numbering inside the
+cache keeps every distance below `S + W`. The price is that no single full-sequence mask reproduces it."""
+### END SOLUTION
+check("ex12.text_q7", q7_text)
 
 # %% [markdown]
 # ## Your grade

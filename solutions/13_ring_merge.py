@@ -122,6 +122,8 @@ check("ex13.ring_holds", ring_holds)
 # `world_size`) into `world_size` contiguous blocks (rank `r` owns tokens `r·n/W … (r+1)·n/W - 1`); for each rank
 # and each of the `world_size` steps, attend its queries to the block it holds (exercise 2) and merge the partial
 # into its running result (exercise 1); return the full output `(..., n, d)`. It must equal dense attention.
+# With `steps` given, stop after that many ring steps: each rank's output then covers only the blocks that have
+# reached it so far (the check compares those snapshots too, so the ring must turn the way `ring_holds` says).
 #
 # <details><summary>Hint</summary>
 #
@@ -146,8 +148,8 @@ def partial_attention(q, k, v, q_pos, k_pos, causal):
 
 
 # %%
-def ring_attention_sim(q, k, v, world_size, causal=False):
-    """Dense attention of q, k, v (..., n, d), computed the way world_size ranks of a ring would."""
+def ring_attention_sim(q, k, v, world_size, causal=False, steps=None):
+    """Attention of q, k, v (..., n, d) computed the way world_size ranks of a ring would, over `steps` steps."""
     ### BEGIN SOLUTION: per rank, walk the ring: attend to the held block, merge into the running (out, lse)
     n = q.shape[-2]
     c = n // world_size  # tokens per rank
@@ -156,7 +158,7 @@ def ring_attention_sim(q, k, v, world_size, causal=False):
     for r in range(world_size):
         out = np.zeros(q.shape[:-2] + (c, v.shape[-1]))  # (..., c, d)
         lse = np.full(q.shape[:-2] + (c,), -np.inf)  # (..., c)
-        for step in range(world_size):
+        for step in range(world_size if steps is None else steps):
             src = ring_holds(world_size, step)[r]
             part = partial_attention(q[..., pos[r], :], k[..., pos[src], :], v[..., pos[src], :],
                                      pos[r], pos[src], causal)
@@ -190,20 +192,51 @@ q4_answer = 2  # one hop clockwise (rank r - 1's keys), one counter-clockwise (r
 check("ex13.q4", q4_answer)
 
 # %% [markdown]
-# ## Exercise 5: in words (not auto-graded)
+# ## Exercise 5: in words (self-checked)
 #
 # With causal attention and a contiguous split, rank 0 needs only its own block while the last rank needs all of
 # them. Why does that make the whole ring as slow as its busiest rank, and how does the zigzag split (rank `r` owns
 # chunks `r` and `2W - 1 - r` of `2W`) fix it?
+#
+# Write your answer as a string in `q5_text` (a few sentences) and run the cell: the check counts it as
+# answered, then shows a model answer to compare yours with. The grade lists it as answered or not; nobody
+# scores the words.
+
+# %%
+### BEGIN SOLUTION: write your answer as a string in q5_text
+q5_text = """
+Every step of the ring is a synchronisation point: a rank cannot receive the next block before its neighbour has
+sent it, so the step takes as long as the slowest rank's compute. Contiguous causal work grows with the rank
+(rank `r` attends to `r + 1` blocks, half of the diagonal one), so the last rank does about `2W - 1` times the work
+of the first while the others wait. Zigzag gives every rank one early chunk (little causal work) and the mirrored
+late chunk (much work): each rank's total is the same, so no rank waits."""
+### END SOLUTION
+check("ex13.text_q5", q5_text)
 
 # %% [markdown]
-# ### BEGIN ANSWER
-# Every step of the ring is a synchronisation point: a rank cannot receive the next block before its neighbour has
-# sent it, so the step takes as long as the slowest rank's compute. Contiguous causal work grows with the rank
-# (rank `r` attends to `r + 1` blocks, half of the diagonal one), so the last rank does about `2W - 1` times the work
-# of the first while the others wait. Zigzag gives every rank one early chunk (little causal work) and the mirrored
-# late chunk (much work): each rank's total is the same, so no rank waits.
-# ### END ANSWER
+# ## ★ Exercise 6 (challenge): the zigzag split
+#
+# Exercise 5's balanced split: cut the `n` tokens into `2W` equal chunks; rank `r` owns chunks `r` and
+# `2W - 1 - r`. Write `zigzag_positions(n, world_size)` returning a `(W, n / W)` int array: row `r` holds the token
+# positions rank `r` owns, ascending (`n` is a multiple of `2W`). Graded in the ★ column.
+#
+# <details><summary>Hint</summary>
+#
+# A reshape gives the chunks; pair each one from the front with its mirror from the back.
+# </details>
+
+# %%
+def zigzag_positions(n, world_size):
+    """(world_size, n // world_size) positions of each rank under the zigzag split."""
+    ### BEGIN SOLUTION: 2W chunks, rank r takes chunk r and its mirror 2W - 1 - r
+    chunks = np.arange(n).reshape(2 * world_size, -1)  # (2W, n / 2W)
+    return np.concatenate([chunks[:world_size], chunks[::-1][:world_size]], axis=1)
+    ### END SOLUTION
+
+
+# %%
+check("ex13.star_zigzag_positions", zigzag_positions)
+
 
 # %% [markdown]
 # ## Your grade

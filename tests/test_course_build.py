@@ -178,7 +178,8 @@ def test_grade_the_whole_course_and_a_folder_of_submissions(tmp_path, capsys):
     assert set(status.values()) == {"passed"}  # deleted and moved check cells lose nothing
     assert any(e["ename"] == "NameError" for e in books["subs", "learner.ipynb"]["cell_errors"])
     rows = {Path(r["submission"]).name + Path(r["submission"]).parent.name: r for r in csv.DictReader(table.open())}
-    assert rows["01_patterns.ipynbsolutions"]["total"] == "24" and rows["01_patterns.ipynbexercises"]["total"] == "0"
+    # 24 core points + 1 free-text (answered) + 4 ★
+    assert rows["01_patterns.ipynbsolutions"]["total"] == "29" and rows["01_patterns.ipynbexercises"]["total"] == "0"
     assert rows["learner.ipynb"]["ex01.q6"] == "2"
     out = capsys.readouterr().out
     assert "exercise" in out and "not attempted" in out

@@ -8,6 +8,9 @@ from saattn_edu.patterns import base as _base
 from saattn_edu.patterns import window as _window
 
 from ..compare import ArrayEqual, CSREqual, IntEqual, NumberClose
+from ..hints import Diagnosed
+from ..freetext import text_question
+from ._star import HUGE_N, csr_pair, random_csr
 from ..spec import Case, Question
 
 _VIEWS = ("allowed", "mask", "neighbors", "num_pairs", "density", "block_layout", "mask_mod_for",
@@ -41,7 +44,7 @@ def _n(rng, lo=8, hi=40) -> int:
 def _window_case(parity=None, causal=None, wide=False):
     def make(rng):
         n = _n(rng)
-        window = int(rng.integers(n, 2 * n + 1)) if wide else int(rng.integers(1, n // 2 + 1))
+        window = int(rng.integers(n, 2 * n + 1)) if wide else int(rng.integers(2, n // 2 + 1))  # 1: symmetric
         if parity is not None and window % 2 != parity:
             window += 1
         c = bool(rng.integers(2)) if causal is None else causal
@@ -96,8 +99,35 @@ def _mask_case(kind):
 def _pairs_case(causal, wide=False, huge=False):
     def make(rng):
         n = int(rng.integers(10**9, 10**12)) if huge else _n(rng, 1, 60)
-        window = int(rng.integers(n, 3 * n + 1)) if wide else int(rng.integers(1, min(n, 4096) + 1))
-        return {"n": n, "window": window, "causal": causal}
+        window = int(rng.integers(2 * n + 2, 4 * n + 3)) if wide else int(rng.integers(1, min(n, 4096) + 1))
+        return {"n": n, "window": window, "causal": causal}  # wide: even window // 2 reaches past n - 1
+
+    return make
+
+
+# ---- ★ the union of two neighbour lists ----------------------------------------------------------------------
+def _ref_union(indptr_a, indices_a, indptr_b, indices_b):
+    """Both lists' (row, key) pairs as one sorted, de-duplicated key row·n + key."""
+    n = len(indptr_a) - 1
+    rows = np.concatenate([np.repeat(np.arange(n), np.diff(indptr_a)), np.repeat(np.arange(n), np.diff(indptr_b))])
+    key = np.sort(rows.astype(np.int64) * n + np.concatenate([indices_a, indices_b]).astype(np.int64))
+    key = key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key  # sorted: repeats are neighbours
+    return np.searchsorted(key, np.arange(n + 1, dtype=np.int64) * n).astype(np.int64), key % n
+
+
+def _union_case(kind):
+    def make(rng):
+        if kind == "huge":
+            a = csr_pair(P.SlidingWindow(2, causal=True), HUGE_N)
+            b = csr_pair(P.SlidingWindow(3), HUGE_N)
+        elif kind == "windows":
+            n = int(rng.integers(8, 60))
+            a, b = csr_pair(P.SlidingWindow(int(rng.integers(1, 9))), n), csr_pair(
+                P.DilatedWindow(int(rng.integers(1, 5)), int(rng.integers(2, 5))), n)
+        else:
+            n = int(rng.integers(5, 40))
+            a, b = random_csr(rng, n, 0.2, empty_rows=True), random_csr(rng, n, 0.3, empty_rows=kind == "empty")
+        return {"indptr_a": a[0], "indices_a": a[1], "indptr_b": b[0], "indices_b": b[1]}
 
     return make
 
@@ -107,7 +137,7 @@ QUESTIONS = [
     Question(
         "sliding_window_mask", 1,
         reference=lambda n, window, causal: P.SlidingWindow(window, causal).mask(n),
-        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
+        compare=Diagnosed(ArrayEqual("b")), forbid=forbid_pattern_api,
         hint="Build i as a column and j as a row (np.arange(n)[:, None], np.arange(n)[None, :]); d = i - j.",
         cases=(
             Case("non-causal, odd window", _window_case(parity=1, causal=False),
@@ -124,7 +154,7 @@ QUESTIONS = [
     Question(
         "dilated_window_mask", 2,
         reference=lambda n, window, dilation, causal: P.DilatedWindow(window, dilation, causal).mask(n),
-        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
+        compare=Diagnosed(ArrayEqual("b")), forbid=forbid_pattern_api,
         hint="Keep (i - j) % dilation == 0, then apply the sliding-window rule to (i - j) // dilation.",
         cases=(
             Case("dilation 1 is the sliding window", _dilated_case(dilation=1),
@@ -140,7 +170,7 @@ QUESTIONS = [
     Question(
         "global_tokens_mask", 3,
         reference=lambda n, indices: _global_tokens()(indices).mask(n),
-        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
+        compare=Diagnosed(ArrayEqual("b")), forbid=forbid_pattern_api,
         hint="Mark the global positions in a length-n boolean vector g; then combine g[:, None] and g[None, :].",
         cases=(
             Case("one global token at position 0", _global_case("first"),
@@ -168,7 +198,8 @@ QUESTIONS = [
         "sliding_window_num_pairs", 5,
         reference=lambda n, window, causal: P.SlidingWindow(window, causal).num_pairs(n),
         compare=IntEqual(), forbid=forbid_pattern_api,
-        hint="Count by offset: offset d = i - j (0 < d < n) occurs in n - d rows; sum over the offsets the window keeps.",
+        hint="Count by offset: offset d = i - j (0 < d < n) occurs in n - d rows; "
+             "sum over the offsets the window keeps.",
         cases=(
             Case("non-causal, short sequences", _pairs_case(causal=False)),
             Case("causal, short sequences", _pairs_case(causal=True)),
@@ -185,5 +216,17 @@ QUESTIONS = [
         reference=lambda: P.DilatedWindow(window=3, dilation=2, causal=True).num_pairs(10),
         compare=NumberClose(),
         hint="Causal, window 3, dilation 2: each query sees offsets 0, 2 and 4 when those keys exist.",
+    ),
+    text_question("ex01", 7),
+    Question(
+        "star_union_neighbors", 8, answer_name="union_neighbors", reference=_ref_union, compare=CSREqual(), forbid=forbid_pattern_api,
+        hint="Every row of the answer is the merge of two sorted rows without repeats; do all rows at once.",
+        cases=(
+            Case("two windows", _union_case("windows")),
+            Case("random neighbour lists", _union_case("random")),
+            Case("rows empty in one or both", _union_case("empty"), hint="an empty row merges to the other row"),
+            Case(f"{HUGE_N:,} tokens (no n × n mask fits)", _union_case("huge"),
+                 hint="work on the nnz entries only: sizes that grow like n·n are out of reach here"),
+        ),
     ),
 ]

@@ -1,4 +1,5 @@
-"""Checks for exercises/02_local_attention.ipynb: window masks, CSR neighbour lists, gather attention, its scaling."""
+"""Checks for exercises/02_local_attention.ipynb: CSR neighbour lists, gather attention, its scaling (the window
+masks themselves are exercises 1 and 2 of notebook 01)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,8 +16,10 @@ from saattn_edu.reference import sparse as _sparse
 
 from ..compare import ArrayClose, ArrayEqual, CSREqual, Verdict
 from ..guard import call_with_timeout, failure
+from ..hints import Diagnosed, show_measurement
+from ._star import HUGE_N, csr_pair
 from ..spec import Case, Question
-from .ex01 import _dilated_case, _window_case, forbid_pattern_api
+from .ex01 import _dilated_case, forbid_pattern_api
 
 MAX_EXPONENT = 1.3  # a correct O(n·w) gather fits ≈ 1.0; dense work would fit ≈ 2
 # Sizes where a gather's arrays (n·w·d floats) stay in the CPU caches: beyond ~5 MB cache misses bend the curve up
@@ -40,7 +43,8 @@ def forbid_attention_api() -> list:
 # ---- references ------------------------------------------------------------------------------------------------
 def _ref_attention(q, k, v, indptr, indices):
     mask = P.CSR(np.asarray(indptr), np.asarray(indices)).to_mask(k.shape[0])
-    return R.dense_attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64), mask=mask)
+    out = R.dense_attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64), mask=mask)
+    return out.astype(np.result_type(q, k, v))  # float32 inputs give float32
 
 
 def _window_csr(n, window, causal=False):
@@ -74,7 +78,7 @@ def _attention_case(kind):
             c = P.CSR.from_mask(keep)
             indptr, indices = c.indptr.astype(np.int64), c.indices.astype(np.int64)
         if kind == "large logits":
-            q *= 100.0  # exp overflows unless each row's max is subtracted first
+            q *= 3000.0  # logits in the thousands: exp overflows unless each row's max is subtracted first
         if kind == "float32":
             q, k, v = (x.astype(np.float32) for x in (q, k, v))
         return {"q": q, "k": k, "v": v, "indptr": indptr, "indices": indices}
@@ -117,7 +121,7 @@ class LinearTime:
         out = call_with_timeout(got, dict(small), 10.0, forbid=forbid_attention_api())
         if failure(out, 10.0, "sparse_attention") is None:
             if not ArrayClose(1e-4, 1e-5)(want, out.value).ok:
-                return Verdict(False, ["your sparse_attention gives wrong values: make exercise 4 pass first"])
+                return Verdict(False, ["your sparse_attention gives wrong values: make exercise 2 pass first"])
             out = call_with_timeout(self._fit, {"fn": got, "inputs": inputs}, self.budget,
                                     forbid=forbid_attention_api(), allow=(LinearTime._fit, _measure))
         why = failure(out, self.budget, "sparse_attention")
@@ -125,9 +129,10 @@ class LinearTime:
             tip = ": is the work per row O(w)?" if why.status == "timeout" else ""
             return Verdict(False, [why.line + tip])
         p, times = out.value
-        if p < self.max_exponent:
-            return Verdict(True)
         shown = ", ".join(f"n={n}: {t * 1e3:.2f} ms" for n, t in zip(TIMING_NS, times))
+        if p < self.max_exponent:
+            show_measurement(f"linear_time: time grows as n^{p:.2f} (needs < {self.max_exponent}): {shown}")
+            return Verdict(True)
         return Verdict(False, [f"time grows as n^{p:.2f} (needs < {self.max_exponent}): {shown}",
                                "a row should touch only its own keys: gather k[indices], never an (n, n) array"])
 
@@ -140,37 +145,21 @@ class LinearTime:
         return p, times
 
 
+# ---- ★ attention sinks' neighbour lists -------------------------------------------------------------------------
+def _sinks_case(kind):
+    def make(rng):
+        n = HUGE_N if kind == "huge" else int(rng.integers(5, 60))
+        window = int(rng.integers(1, 9))
+        sinks = {"no sinks": 0, "sinks inside the window": window + int(rng.integers(0, 3))}.get(
+            kind, int(rng.integers(1, 5)))
+        return {"n": n, "num_sinks": sinks, "window": window}
+
+    return make
+
 # ---- the questions ---------------------------------------------------------------------------------------------
 QUESTIONS = [
     Question(
-        "sliding_window_mask", 1,
-        reference=lambda n, window, causal: P.SlidingWindow(window, causal).mask(n),
-        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
-        hint="d = np.arange(n)[:, None] - np.arange(n)[None, :] holds every offset i - j.",
-        cases=(
-            Case("non-causal, odd window", _window_case(parity=1, causal=False),
-                 hint="non-causal keeps |i - j| <= window // 2"),
-            Case("non-causal, even window", _window_case(parity=0, causal=False),
-                 hint="an even window reaches window // 2 on each side"),
-            Case("causal window", _window_case(causal=True), hint="causal keeps 0 <= i - j < window"),
-            Case("window at least as long as the sequence", _window_case(wide=True)),
-        ),
-    ),
-    Question(
-        "dilated_window_mask", 2,
-        reference=lambda n, window, dilation, causal: P.DilatedWindow(window, dilation, causal).mask(n),
-        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
-        hint="Keep (i - j) % dilation == 0, then apply the window rule to (i - j) // dilation.",
-        cases=(
-            Case("dilation 1 is the sliding window", _dilated_case(dilation=1)),
-            Case("non-causal, dilation 2 to 4", _dilated_case(causal=False)),
-            Case("causal, dilation 2 to 4", _dilated_case(causal=True),
-                 hint="causal keeps 0 <= (i - j) // dilation < window"),
-            Case("reach beyond the sequence", _dilated_case(wide=True)),
-        ),
-    ),
-    Question(
-        "window_neighbors", 3,
+        "window_neighbors", 1,
         reference=lambda n, window, dilation, causal: P.DilatedWindow(window, dilation, causal).neighbors(n),
         compare=CSREqual(), forbid=forbid_pattern_api,
         hint="Offsets steps·dilation for steps in [-left, right]; keys j = i - offset, kept where 0 <= j < n.",
@@ -186,7 +175,8 @@ QUESTIONS = [
         ),
     ),
     Question(
-        "sparse_attention", 4, reference=_ref_attention, compare=ArrayClose(rtol=1e-4, atol=1e-5),
+        "sparse_attention", 2, reference=_ref_attention,
+        compare=Diagnosed(ArrayClose(rtol=1e-4, atol=1e-5), same_dtype=True),
         forbid=forbid_attention_api,
         hint="Pad every row to the longest one: idx (n, m), valid (n, m); scores = einsum('nd,nmd->nm', q, k[idx]).",
         cases=(
@@ -200,9 +190,22 @@ QUESTIONS = [
         ),
     ),
     Question(
-        "linear_time", 5, kind="value", answer_name="sparse_attention", points=3,
+        "linear_time", 3, kind="value", answer_name="sparse_attention", points=3,
         reference=lambda: {"ns": TIMING_NS, "window": TIMING_WINDOW, "d": TIMING_D},  # for the record
         compare=LinearTime(),
         hint="Work on the (n, m) gathered keys only; an (n, n) array anywhere makes the time quadratic.",
+    ),
+    Question(
+        "star_sink_neighbors", 4, answer_name="sink_neighbors", reference=lambda n, num_sinks, window: csr_pair(P.AttentionSinks(num_sinks, window), n),
+        compare=CSREqual(), forbid=forbid_pattern_api,
+        hint="Count each row's keys first (sinks not already in the window, then the window); every key then follows "
+             "from its row and its place in the row.",
+        cases=(
+            Case("a few sinks", _sinks_case("plain")),
+            Case("no sinks: a causal window", _sinks_case("no sinks")),
+            Case("more sinks than the window", _sinks_case("sinks inside the window"),
+                 hint="a key that is both a sink and in the window appears once"),
+            Case(f"{HUGE_N:,} tokens (no n × n mask fits)", _sinks_case("huge")),
+        ),
     ),
 ]

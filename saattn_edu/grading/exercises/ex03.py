@@ -9,15 +9,17 @@ from saattn_edu import patterns as P
 from saattn_edu import viz as _viz
 
 from ..compare import ArrayEqual, IntEqual, NumberClose
+from ..hints import Diagnosed
 from ..spec import Case, Question
-from .ex01 import _global_case, _global_tokens, _n, forbid_pattern_api
+from .ex01 import _n, forbid_pattern_api
 
 _receptive_field = importlib.import_module("saattn_edu.viz.receptive_field")  # viz exports a function by this name
 
 
 def forbid_graph_api() -> list:
     """The pattern views and the library's reachability: the learner multiplies the matrices."""
-    return forbid_pattern_api() + [(_receptive_field, "reachability"), (_viz, "reachability"), (_receptive_field, "receptive_field"), (_viz, "receptive_field")]
+    return forbid_pattern_api() + [(_receptive_field, "reachability"), (_viz, "reachability"),
+                                   (_receptive_field, "receptive_field"), (_viz, "receptive_field")]
 
 
 # ---- references ------------------------------------------------------------------------------------------------
@@ -83,20 +85,8 @@ def _pairs_case(huge=False, edge_globals=False, wide=False):
 # ---- the questions ---------------------------------------------------------------------------------------------
 QUESTIONS = [
     Question(
-        "global_tokens_mask", 1,
-        reference=lambda n, indices: _global_tokens()(indices).mask(n),
-        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
-        hint="A boolean vector g marks the global positions; g[:, None] | g[None, :] is the mask.",
-        cases=(
-            Case("one global token at position 0", _global_case("first")),
-            Case("a few global tokens, unsorted, one repeated", _global_case("few"),
-                 hint="a repeated index is still one global token"),
-            Case("no global tokens", _global_case("none"), hint="an empty list gives an all-False mask"),
-            Case("every token global", _global_case("all")),
-        ),
-    ),
-    Question(
-        "longformer_mask", 2, reference=_ref_longformer_mask, compare=ArrayEqual("b"), forbid=forbid_pattern_api,
+        "longformer_mask", 1, reference=_ref_longformer_mask, compare=Diagnosed(ArrayEqual("b")),
+        forbid=forbid_pattern_api,
         hint="The dilated-window rule on d = i - j, OR the global rows and columns.",
         cases=(
             Case("window only (no global tokens)", _longformer_case(dilation=1, no_globals=True),
@@ -107,7 +97,8 @@ QUESTIONS = [
         ),
     ),
     Question(
-        "two_hop_reachable", 3, reference=_ref_two_hop, compare=ArrayEqual("b"), forbid=forbid_graph_api,
+        "two_hop_reachable", 2, reference=_ref_two_hop, compare=Diagnosed(ArrayEqual("b")),
+        forbid=forbid_graph_api,
         hint="Add the identity (the residual stream), then one boolean matrix product: (S @ S) > 0 with S as ints.",
         cases=(
             Case("sliding window", _reach_case("window"),
@@ -120,7 +111,7 @@ QUESTIONS = [
         ),
     ),
     Question(
-        "longformer_num_pairs", 4, reference=_ref_longformer_pairs, compare=IntEqual(), forbid=forbid_pattern_api,
+        "longformer_num_pairs", 3, reference=_ref_longformer_pairs, compare=IntEqual(), forbid=forbid_pattern_api,
         hint="window pairs + for each global x: (n - window keys of row x) twice, minus the global pairs (x, y) "
              "outside the window, counted in both row x and column y.",
         cases=(
@@ -134,7 +125,7 @@ QUESTIONS = [
         ),
     ),
     Question(
-        "q5", 5, kind="value", answer_name="q5_answer", points=2,
+        "q4", 4, kind="value", answer_name="q4_answer", points=2,
         reference=lambda: int(np.ceil(99 / (9 // 2))),
         compare=NumberClose(),
         hint="Each SlidingWindow(9) layer moves information at most 9 // 2 = 4 tokens.",

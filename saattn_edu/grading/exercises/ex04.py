@@ -13,6 +13,8 @@ from saattn_edu.patterns import bigbird as _bigbird
 from saattn_edu.patterns import random_pattern as _random
 
 from ..compare import ArrayEqual, IntEqual, NumberClose, Verdict, _describe_type
+from ..hints import Diagnosed
+from ..guard import LibraryCall, call_with_timeout, tripwire
 from ..spec import Case, Question
 from .ex01 import forbid_pattern_api
 
@@ -23,7 +25,8 @@ def forbid_bigbird_api() -> list:
     """The pattern views, BigBird's own draws and tables, and the library's reachability."""
     targets = forbid_pattern_api() + [(_random, "draw_distinct"), (_bigbird, "draw_distinct")]
     targets += [(P.BigBird, name) for name in ("random_blocks_for", "_draw", "block_table", "_col_blocks")]
-    targets += [(_receptive_field, "reachability"), (_viz, "reachability"), (_receptive_field, "receptive_field"), (_viz, "receptive_field")]
+    targets += [(_receptive_field, "reachability"), (_viz, "reachability"), (_receptive_field, "receptive_field"),
+                (_viz, "receptive_field")]
     return targets + [(sys.modules[__name__], "hop_distances"), (sys.modules[__name__], "diameter")]
 
 
@@ -102,6 +105,43 @@ def _row_problem(bi, row, nb, half, g, r) -> str:
     return ""
 
 
+@dataclass
+class SeededDraws:
+    """The learner's random_blocks is valid, the same seed gives the same table, and other seeds other tables."""
+
+    params: tuple = ((48, 3, 2, 3), (17, 3, 0, 2))  # (nb, window_blocks, global_blocks, random_blocks)
+    seeds: tuple = (11, 12, 13, 14, 15)
+
+    def __call__(self, expected, got) -> Verdict:
+        if not callable(got):
+            return Verdict(False, [f"expected your function random_blocks, got a {type(got).__name__}"])
+        with tripwire(forbid_bigbird_api()) as calls:
+            for nb, w, g, r in self.params:
+                kw = dict(nb=nb, window_blocks=w, global_blocks=g, random_blocks=r)
+                tables = []
+                for seed in self.seeds + self.seeds[:1]:
+                    out = call_with_timeout(got, dict(kw, seed=seed), 10.0)
+                    if calls or isinstance(out.error, LibraryCall):
+                        return Verdict(False, ["your function called the library's own solution: write it yourself"])
+                    if isinstance(out.error, NotImplementedError):
+                        return Verdict(False, [], status="not attempted")
+                    if out.error is not None or out.timed_out:
+                        return Verdict(False, [f"random_blocks({kw}, seed={seed}) did not return: "
+                                               f"{out.error or 'timed out'}"])
+                    valid = ValidRandomBlocks()(kw, out.value)
+                    if not valid.ok:
+                        return Verdict(False, [f"random_blocks(**{kw}, seed={seed}): " + valid.lines[0]]
+                                       + valid.lines[1:])
+                    tables.append(np.asarray(out.value))
+                if not np.array_equal(tables[0], tables[-1]):
+                    return Verdict(False, [f"two calls with seed={self.seeds[0]} gave different tables: draw from "
+                                           "an rng made from `seed` (and only from it), so a seed repeats its layout"])
+                if all(np.array_equal(tables[0], t) for t in tables[1:-1]):
+                    return Verdict(False, [f"seeds {', '.join(map(str, self.seeds))} all gave the same table: the "
+                                           "draw ignores the seed or is not random"])
+        return Verdict(True)
+
+
 # ---- input generators ------------------------------------------------------------------------------------------
 def _params(rng, nb_range=(3, 24), g=None, r=None, w=None):
     return {"nb": int(rng.integers(*nb_range)), "window_blocks": int(rng.integers(1, 6)) if w is None else w,
@@ -158,7 +198,7 @@ def _graph_case(kind):
 # ---- the questions ---------------------------------------------------------------------------------------------
 QUESTIONS = [
     Question(
-        "bigbird_block_layout", 1, reference=_ref_layout_from_table, compare=ArrayEqual("b"),
+        "bigbird_block_layout", 1, reference=_ref_layout_from_table, compare=Diagnosed(ArrayEqual("b")),
         forbid=forbid_bigbird_api,
         hint="layout = (|bi - bj| <= window_blocks // 2) | (bi < g) | (bj < g); then set layout[bi, table[bi, k]] "
              "for the entries that are not -1.",
@@ -185,7 +225,13 @@ QUESTIONS = [
         ),
     ),
     Question(
-        "hop_distances", 3, reference=hop_distances, compare=ArrayEqual("i"), forbid=forbid_bigbird_api,
+        "random_blocks_seeded", 2, kind="value", answer_name="random_blocks", points=2,
+        reference=lambda: {"params": SeededDraws.params, "seeds": SeededDraws.seeds}, compare=SeededDraws(),
+        hint="One generator made from `seed` at the start, drawing every row in turn: the same seed repeats the "
+             "table, another seed gives another.",
+    ),
+    Question(
+        "hop_distances", 3, reference=hop_distances, compare=Diagnosed(ArrayEqual("i")), forbid=forbid_bigbird_api,
         hint="Breadth-first from all queries at once: reach_{h} = reach_{h-1} | (reach_{h-1} @ adj), as ints > 0.",
         cases=(
             Case("sliding window", _graph_case("window"), hint="a window of w moves w // 2 tokens per hop"),

@@ -9,7 +9,9 @@ from saattn_edu import patterns as P
 from saattn_edu import viz as _viz
 from saattn_edu.patterns import sparse_transformer as _st
 
-from ..compare import ArrayEqual, IntEqual, Verdict
+from ..compare import ArrayEqual, CSREqual, IntEqual, Verdict
+from ..hints import Diagnosed
+from ._star import csr_pair
 from ..spec import Case, Question
 from .ex01 import _n, forbid_pattern_api
 
@@ -106,6 +108,9 @@ def _best_case(kind):
             return {"n": int(rng.integers(1, 50))}
         if kind == "square":
             return {"n": int(rng.integers(30, 300)) ** 2}
+        if kind == "tie":  # n = k(2k + 1) - 1 or k(2k + 1): two strides tie for the fewest pairs
+            k = int(rng.integers(2, 40))
+            return {"n": k * (2 * k + 1) - int(rng.integers(0, 2))}
         return {"n": int(rng.integers(1000, 100_000))}
 
     return make
@@ -124,12 +129,22 @@ class PairEqual:
         return Verdict(True)
 
 
+# ---- ★ the Fixed pattern's CSR in closed form ------------------------------------------------------------------
+def _fixed_csr_case(kind):
+    def make(rng):
+        stride = int(rng.integers(48, 80)) if kind == "long" else int(rng.integers(2, 9))
+        c = {"c = stride": stride, "c = 1": 1}.get(kind, int(rng.integers(1, min(stride, 8) + 1)))
+        n = int(rng.integers(3000, 4000)) if kind == "long" else int(rng.integers(1, 60))
+        return {"n": n, "stride": stride, "c": c}
+
+    return make
+
 # ---- the questions ---------------------------------------------------------------------------------------------
 QUESTIONS = [
     Question(
         "strided_mask", 1,
         reference=lambda n, stride, causal: P.Strided(stride, causal).mask(n),
-        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
+        compare=Diagnosed(ArrayEqual("b")), forbid=forbid_pattern_api,
         hint="Causal: (0 <= d <= stride) | ((d % stride == 0) & (d >= 0)) with d = i - j.",
         cases=(
             Case("causal, as in the paper", _strided_case(causal=True),
@@ -143,7 +158,7 @@ QUESTIONS = [
     Question(
         "fixed_mask", 2,
         reference=lambda n, stride, c, causal: P.Fixed(stride, c, causal).mask(n),
-        compare=ArrayEqual("b"), forbid=forbid_pattern_api,
+        compare=Diagnosed(ArrayEqual("b")), forbid=forbid_pattern_api,
         hint="(i // stride == j // stride) | (j % stride >= stride - c), and j <= i when causal.",
         cases=(
             Case("causal, as in the paper", _fixed_case(causal=True)),
@@ -164,7 +179,7 @@ QUESTIONS = [
         ),
     ),
     Question(
-        "compose", 4, reference=_ref_compose, compare=ArrayEqual("b"), forbid=forbid_sparse_transformer_api,
+        "compose", 4, reference=_ref_compose, compare=Diagnosed(ArrayEqual("b")), forbid=forbid_sparse_transformer_api,
         hint="(outer as int) @ (inner as int) > 0: i reaches j when outer[i, k] and inner[k, j] for some k.",
         cases=(
             Case("dense-ish random masks", _compose_case("random")),
@@ -192,7 +207,21 @@ QUESTIONS = [
         cases=(
             Case("short sequences", _best_case("small")),
             Case("perfect squares", _best_case("square")),
+            Case("two strides tie", _best_case("tie"), hint="on a tie the smaller stride wins"),
             Case("1,000 to 100,000 tokens", _best_case("large")),
+        ),
+    ),
+    Question(
+        "star_fixed_csr", 7, answer_name="fixed_csr", reference=lambda n, stride, c: csr_pair(P.Fixed(stride, c), n), compare=CSREqual(),
+        forbid=forbid_sparse_transformer_api,
+        hint="Row i holds the summary keys of every earlier block, then its own block up to i: both counts and "
+             "both key formulas are closed forms of i, stride and c.",
+        cases=(
+            Case("random stride and c", _fixed_csr_case("plain")),
+            Case("c = 1 (one summary key per block)", _fixed_csr_case("c = 1")),
+            Case("c = stride: every earlier key", _fixed_csr_case("c = stride"),
+                 hint="with c = stride the pattern is plain causal attention"),
+            Case("3,000 tokens or more, strides near √n", _fixed_csr_case("long")),
         ),
     ),
 ]

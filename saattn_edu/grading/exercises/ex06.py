@@ -7,8 +7,17 @@ from saattn_edu import complexity as C
 from saattn_edu import patterns as P
 
 from ..compare import ArrayEqual, IntEqual, NumberClose
+from ..hints import Diagnosed
+from ..freetext import text_question
 from ..spec import Case, Question
 from .ex01 import forbid_pattern_api
+
+
+def forbid_order_api() -> list:
+    """The kernel's own residue permutation (lesson 06 borrows it for its pictures)."""
+    from saattn_edu.accel import permute
+
+    return [(permute, "permutation")]
 
 
 def forbid_block_api() -> list:
@@ -115,7 +124,7 @@ def _order_case(kind):
 # ---- the questions ---------------------------------------------------------------------------------------------
 QUESTIONS = [
     Question(
-        "block_layout", 1, reference=ref_block_layout, compare=ArrayEqual("b"), forbid=forbid_block_api,
+        "block_layout", 1, reference=ref_block_layout, compare=Diagnosed(ArrayEqual("b")), forbid=forbid_block_api,
         hint="Pad the mask to whole blocks, reshape to (nb, block, nb, block), then ask .any(axis=(1, 3)).",
         cases=(
             Case("random sparse mask", _mask_case("random")),
@@ -154,8 +163,8 @@ QUESTIONS = [
         ),
     ),
     Question(
-        "residue_order", 4, reference=ref_residue_order, compare=ArrayEqual("i"),
-        hint="Residue r holds the tokens r, r + stride, r + 2·stride, ... (np.arange(r, n, stride)); concatenate.",
+        "residue_order", 4, reference=ref_residue_order, compare=Diagnosed(ArrayEqual("i")), forbid=forbid_order_api,
+        hint="Group the tokens by residue, residue 0 first; inside a group keep token order.",
         cases=(
             Case("n a multiple of stride", _order_case("multiple")),
             Case("n not a multiple of stride", _order_case("ragged"),
@@ -171,4 +180,5 @@ QUESTIONS = [
         compare=NumberClose(),
         hint="Strided(16) reaches back 16 tokens and then every 16th one: which key blocks does query block b touch?",
     ),
+    text_question("ex06", 6),
 ]

@@ -14,13 +14,17 @@ from saattn_edu.reference import flash as _flash
 from saattn_edu.reference import sparse as _sparse
 
 from ..compare import ArrayClose, Verdict
+from ..freetext import text_question
 from ..guard import call_with_timeout, failure
+from ..hints import Diagnosed, show_measurement
 from ..spec import Case, Question
 
 #: Functions of this module a notebook may call inside an answer (the tripwire refuses every other one).
 LEARNER_HELPERS = ("expand_layout",)
-MEMORY_N, MEMORY_D, MEMORY_BLOCK = 2048, 16, 64  # the memory check: one head, float32
-MEMORY_LIMIT = MEMORY_N * MEMORY_N * 4 // 8  # bytes: an eighth of one float32 score matrix (2 MB of 16 MB)
+MEMORY_N, MEMORY_D, MEMORY_BLOCK = 4096, 8, 32  # the memory check: one head, float32
+# bytes: the output (even in float64) and 16 tiles of float64 scores. One query block's full row of scores
+# (32 × 4096 float32 = 0.5 MB, and its exp as much again) does not fit; a tile of 32 × 32 does, many times over.
+MEMORY_LIMIT = MEMORY_N * MEMORY_D * 8 + 16 * MEMORY_BLOCK * MEMORY_BLOCK * 8
 
 
 def forbid_attention_api() -> list:
@@ -66,7 +70,8 @@ def ref_tile_update(acc, m, l, s, v):
 
 
 def ref_flash_forward(q, k, v, block_q, block_k):
-    return R.dense_attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64))
+    out = R.dense_attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64))
+    return out.astype(np.result_type(q, k, v))  # float32 inputs give float32
 
 
 def expand_layout(layout, block, n_q, n_k):
@@ -231,18 +236,23 @@ class FlashMemory:
         why = failure(out, 30.0, "flash_forward")
         if why is not None:
             return Verdict(False, [why.line])
+        full, row = MEMORY_N**2 * 4 / 1e6, MEMORY_BLOCK * MEMORY_N * 4 / 1e6
+        measured = (f"peak memory {out.value / 1e6:.3f} MB at n = {MEMORY_N}, tiles of {MEMORY_BLOCK} (limit "
+                    f"{self.limit / 1e6:.3f} MB; one row of scores per query block is {row:.2f} MB, the whole "
+                    f"{MEMORY_N}×{MEMORY_N} float32 score matrix {full:.1f} MB)")
         if out.value < self.limit:
+            show_measurement(f"flash_memory: {measured}")
             return Verdict(True)
-        full = MEMORY_N**2 * 4 / 1e6
-        return Verdict(False, [f"peak memory {out.value / 1e6:.1f} MB at n = {MEMORY_N} (needs < {self.limit / 1e6:.1f}"
-                               f" MB; one {MEMORY_N}×{MEMORY_N} float32 score matrix is {full:.1f} MB)",
-                               "hold one (block_q, block_k) tile of scores at a time, never a full row of n scores"])
+        why = ("likely: a full row of n scores per query block: tile over the keys too, one (block_q, block_k) tile "
+               "at a time (look at flash_forward's inner loop)" if out.value < MEMORY_N**2 * 2 else
+               "likely: the whole n × n score matrix is built somewhere (look at flash_forward)")
+        return Verdict(False, [measured, why])
 
 
 # ---- the questions ---------------------------------------------------------------------------------------------
 QUESTIONS = [
     Question(
-        "online_softmax", 1, reference=ref_online_softmax, compare=ArrayClose(rtol=1e-7, atol=1e-10),
+        "online_softmax", 1, reference=ref_online_softmax, compare=Diagnosed(ArrayClose(rtol=1e-7, atol=1e-10)),
         forbid=forbid_attention_api,
         hint="Pass 1, block by block: m_new = max(m, block max); l = l·exp(m - m_new) + sum exp(x - m_new). "
              "Pass 2: exp(x - m) / l.",
@@ -277,7 +287,8 @@ QUESTIONS = [
         ),
     ),
     Question(
-        "flash_forward", 3, reference=ref_flash_forward, compare=ArrayClose(rtol=1e-4, atol=1e-5),
+        "flash_forward", 3, reference=ref_flash_forward,
+        compare=Diagnosed(ArrayClose(rtol=1e-4, atol=1e-5), where="flash_forward or tile_update", same_dtype=True),
         forbid=forbid_attention_api,
         hint="For each query block: start from acc = 0, m = -inf, l = 0; fold in every key block with tile_update; "
              "then out = acc / l.",
@@ -299,7 +310,7 @@ QUESTIONS = [
         hint="Score tiles of (block_q, block_k) only: memory O(n·d + block_q·block_k), not O(n²).",
     ),
     Question(
-        "block_sparse_flash", 5, reference=ref_block_sparse_flash, compare=ArrayClose(rtol=1e-4, atol=1e-5),
+        "block_sparse_flash", 5, reference=ref_block_sparse_flash, compare=Diagnosed(ArrayClose(rtol=1e-4, atol=1e-5)),
         forbid=forbid_attention_api,
         hint="Your flash_forward with block_q = block_k = block; visit key block j of query block i only if "
              "layout[i, j].",
@@ -313,4 +324,5 @@ QUESTIONS = [
                  hint="v holds NaN in key blocks no query block uses: skip those tiles, do not compute and mask them"),
         ),
     ),
+    text_question("ex07", 6),
 ]

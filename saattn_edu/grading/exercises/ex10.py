@@ -8,6 +8,8 @@ from saattn_edu.patterns import CSR
 from saattn_edu.patterns import _learned, indexer, lsh, routing, topk_blocks
 
 from ..compare import ArrayClose, ArrayEqual, IntEqual
+from ..hints import Diagnosed
+from ..freetext import text_question
 from ..spec import Case, Question
 
 
@@ -65,16 +67,36 @@ def _chunk_case(kind):
     return make
 
 
+def _padded_layout(q, k, block, top, causal):
+    """What averaging the padding zeros into the short last block selects (a common mistake)."""
+    n, d = q.shape
+    nb = -(-n // block)
+    pad = np.zeros((nb * block - n, d))
+    qp, kp = np.concatenate([q, pad]), np.concatenate([k, pad])
+    return _ref_layout(qp, kp, block, top, causal)
+
+
 def _layout_case(causal=None, ragged=False, big_top=False):
-    def make(rng):
+    def draw(rng):
         block = int(rng.integers(2, 9))
-        nb = int(rng.integers(2, 9))
+        nb = int(rng.integers(3 if ragged or causal else 2, 9))
         n = nb * block - (int(rng.integers(1, block)) if ragged else 0)
         d = int(rng.integers(2, 9))
-        top = int(rng.integers(nb, nb + 4)) if big_top else int(rng.integers(1, nb))
+        top = int(rng.integers(nb, nb + 4)) if big_top else int(rng.integers(2 if causal else 1, nb))
         c = bool(rng.integers(2)) if causal is None else causal
         return {"q": rng.standard_normal((n, d)), "k": rng.standard_normal((n, d)), "block": block, "top": top,
                 "causal": c}
+
+    def make(rng):  # redraw until the case tells the right answer from the mistake it is about
+        for _ in range(200):
+            kw = draw(rng)
+            right = _ref_layout(**kw)
+            if ragged and np.array_equal(right, _padded_layout(**kw)):
+                continue
+            if causal and np.array_equal(right, _ref_layout(**{**kw, "causal": False})):
+                continue
+            return kw
+        return kw
 
     return make
 
@@ -104,7 +126,7 @@ def _ref_q5():
 # ---- the questions ----------------------------------------------------------------------------------------------
 QUESTIONS = [
     Question(
-        "lsh_buckets", 1, reference=_ref_buckets, compare=ArrayEqual("i"), forbid=forbid_learned_api,
+        "lsh_buckets", 1, reference=_ref_buckets, compare=Diagnosed(ArrayEqual("i")), forbid=forbid_learned_api,
         hint="proj = x @ rotations is (n, b/2); np.concatenate([proj, -proj], axis=1).argmax(axis=1).",
         cases=(
             Case("2 buckets (one rotation column)", _bucket_case(half_buckets=1),
@@ -115,7 +137,7 @@ QUESTIONS = [
         ),
     ),
     Question(
-        "lsh_chunk_mask", 2, reference=_ref_chunk_mask, compare=ArrayEqual("b"), forbid=forbid_learned_api,
+        "lsh_chunk_mask", 2, reference=_ref_chunk_mask, compare=Diagnosed(ArrayEqual("b")), forbid=forbid_learned_api,
         hint="order = np.lexsort((np.arange(n), buckets)); rank[order] = arange(n); chunk id = rank // chunk.",
         cases=(
             Case("random buckets", _chunk_case("random")),
@@ -128,7 +150,7 @@ QUESTIONS = [
         ),
     ),
     Question(
-        "topk_block_layout", 3, reference=_ref_layout, compare=ArrayEqual("b"), forbid=forbid_learned_api,
+        "topk_block_layout", 3, reference=_ref_layout, compare=Diagnosed(ArrayEqual("b")), forbid=forbid_learned_api,
         hint="Mean-pool q and k per block, score = qbar @ kbar.T; -inf above the diagonal if causal, +inf on it.",
         cases=(
             Case("non-causal, n a multiple of block", _layout_case(causal=False)),
@@ -140,7 +162,7 @@ QUESTIONS = [
         ),
     ),
     Question(
-        "captured_mass", 4, reference=_ref_mass, compare=ArrayClose(rtol=1e-6, atol=1e-9),
+        "captured_mass", 4, reference=_ref_mass, compare=Diagnosed(ArrayClose(rtol=1e-6, atol=1e-9)),
         forbid=forbid_learned_api,
         hint="p = softmax(q kᵀ / sqrt(d)) row by row (subtract the row max); sum p[i, indices of row i].",
         cases=(
@@ -155,4 +177,5 @@ QUESTIONS = [
         "q5", 5, kind="value", answer_name="q5_answer", points=2, reference=_ref_q5, compare=IntEqual(),
         hint="Chunk 0 has no previous chunk; every later chunk's 32 queries see 64 keys.",
     ),
+    text_question("ex10", 6),
 ]

@@ -6,10 +6,13 @@ within the attention-FLOP budget and reaches the accuracy bar on held-out exampl
 """
 from __future__ import annotations
 
+import numpy as np
+
 from saattn_edu import patterns as P
 from saattn_edu.patterns.learned import LearnedPattern
 
 from ..compare import IntEqual, NumberClose, Verdict
+from ..freetext import text_question
 from ..spec import Case, Question
 from .ex01 import forbid_pattern_api
 
@@ -34,7 +37,8 @@ def design_model(layers):
 
     torch.manual_seed(DESIGN["seed"])
     return TinyTransformer(design_task().vocab_size, DESIGN["seq_len"], layers=list(layers),
-                           d_model=DESIGN["d_model"], n_heads=DESIGN["n_heads"])
+                           d_model=DESIGN["d_model"], n_heads=DESIGN["n_heads"],
+                           backend="torch")  # masked SDPA at n = 64: no FlexAttention compile at evaluation
 
 
 def design_budget() -> int:
@@ -66,6 +70,17 @@ def train_design(layers, progress: bool = False):
                  lr=DESIGN["lr"], seed=DESIGN["seed"], eval_every=DESIGN["steps"], progress=progress)
 
 
+def unreachable_distances(layers) -> list[int]:
+    """Needle distances whose token can never reach the last one through the stack (residual stream included)."""
+    n = DESIGN["seq_len"]
+    reach = np.eye(n, dtype=np.int64)  # reach[i, j]: token j's information is at position i
+    for p in layers:
+        step = np.asarray(p.mask(n), dtype=np.int64) | np.eye(n, dtype=np.int64)
+        reach = ((step @ reach) > 0).astype(np.int64)
+    lo, hi = DESIGN["distance"]
+    return [d for d in range(lo, hi + 1) if not reach[n - 1, n - 1 - d]]
+
+
 class TrainedDesign:
     """A design passes when it is within the FLOP budget and its trained accuracy reaches the bar."""
 
@@ -73,6 +88,12 @@ class TrainedDesign:
         why = design_problem(got)
         if why:
             return Verdict(False, [why])
+        missing = unreachable_distances(got)
+        if missing:  # no training can fix this: say so at once (and save the minute of training)
+            return Verdict(False, [f"the last token can never receive a needle {missing[0]}"
+                                   f"{'' if len(missing) == 1 else f' to {missing[-1]}'} tokens back: "
+                                   "no path through your layers reaches that far (stack the masks, residual "
+                                   "included: which layer could carry it?)"])
         acc = train_design(got).final_accuracy
         if acc < DESIGN["bar"]:
             return Verdict(False, [f"trained accuracy {acc:.3f} is below the bar {DESIGN['bar']} (chance is 0.125): "
@@ -107,9 +128,10 @@ def _stack_case(kind):
         if kind == "dense":
             layers = [None] * L
         elif kind == "wide":
-            layers = [int(rng.integers(n, 3 * n)) for _ in range(L)]
+            layers = [int(rng.integers(2 * n + 2, 4 * n)) for _ in range(L)]  # even window // 2 passes n - 1
         else:
             layers = [None if rng.random() < 0.3 else int(rng.integers(1, n)) for _ in range(L)]
+            layers[int(rng.integers(L))] = int(rng.integers(3, n))  # at least one window
         return {"layers": layers, "n": n, "d_model": d}
 
     return make
@@ -144,11 +166,12 @@ QUESTIONS = [
     Question(
         "q4", 4, kind="value", answer_name="q4_answer", points=1, compare=IntEqual(),
         reference=lambda: 41,
-        hint="Three layers each reaching w // 2: 3 · (w // 2) >= 60.",
+        hint="How far does one non-causal window of w reach, and how do the reaches of stacked layers combine?",
     ),
     Question(
         "q5", 5, kind="value", answer_name="q5_answer", points=1, compare=NumberClose(rtol=1e-3),
         reference=lambda: _ref_stack_flops([None, 9, 9], 64, 32) / _ref_stack_flops([None] * 3, 64, 32),
-        hint="Divide the FLOPs of [dense, window 9, window 9] by those of three dense layers (n=64, d_model=32).",
+        hint="Your stack_attention_flops answers it: a ratio of two stacks' FLOPs.",
     ),
+    text_question("ex11", 6),
 ]

@@ -13,6 +13,8 @@ from saattn_edu.inference import memory as _memory
 from saattn_edu.reference import dense as _dense
 
 from ..compare import ArrayClose, ArrayEqual, IntEqual, NumberClose
+from ..hints import Diagnosed
+from ..freetext import text_question
 from ..spec import Case, Question
 
 
@@ -46,14 +48,23 @@ def _rolling_read_order(next_pos, window):
     return held % window
 
 
-def _gqa_reference(q, k, v, mask):
+def _gqa_reference(q, k, v, mask, bias=None):
     g = q.shape[0] // k.shape[0]
-    return R.dense_attention(q, np.repeat(k, g, axis=0), np.repeat(v, g, axis=0), mask=mask)
+    k, v = np.repeat(k, g, axis=0), np.repeat(v, g, axis=0)
+    if bias is None:
+        return R.dense_attention(q, k, v, mask=mask)
+    s = np.where(mask, q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1]) + bias, -np.inf)  # (H, t, L)
+    m = s.max(axis=-1, keepdims=True)
+    e = np.exp(s - np.where(np.isfinite(m), m, 0.0))
+    total = e.sum(axis=-1, keepdims=True)
+    return (e @ v) / np.where(total > 0, total, 1.0)
 
 
-def _decode_reference(q, k, v, window):
-    """Recomputation: the whole sequence at once under SlidingWindow(window, causal=True)."""
-    return _gqa_reference(q, k, v, P.SlidingWindow(window, causal=True).mask(q.shape[1]))
+def _decode_reference(q, k, v, window, slope):
+    """Recomputation: the whole sequence at once under SlidingWindow(window, causal=True), ALiBi bias."""
+    n = q.shape[1]
+    age = np.arange(n)[:, None] - np.arange(n)[None, :]  # (n, n) i - j
+    return _gqa_reference(q, k, v, P.SlidingWindow(window, causal=True).mask(n), -slope * age)
 
 
 # ---- input generators: every check draws new ones ------------------------------------------------------------
@@ -98,12 +109,12 @@ def _gqa_case(H, Hkv, empty_rows=False):
     return make
 
 
-def _decode_case(H, Hkv, long=True):
+def _decode_case(H, Hkv, long=True, slope=True):
     def make(rng):
-        W = int(rng.integers(1, 6))
+        W = int(rng.integers(3 if slope else 1, 6))
         n = int(rng.integers(W + 2, 4 * W + 8)) if long else int(rng.integers(1, W + 1))
         q, k, v = _qkv(rng, H, Hkv, n, n, int(rng.integers(2, 9)))
-        return {"q": q, "k": k, "v": v, "window": W}
+        return {"q": q, "k": k, "v": v, "window": W, "slope": float(rng.uniform(0.5, 2.0)) if slope else 0.0}
 
     return make
 
@@ -126,7 +137,7 @@ def _bytes_case(kind):
 QUESTIONS = [
     Question(
         "rolling_write", 1,
-        reference=_rolling_write, compare=ArrayClose(rtol=0, atol=0), forbid=forbid_cache_api,
+        reference=_rolling_write, compare=Diagnosed(ArrayClose(rtol=0, atol=0)), forbid=forbid_cache_api,
         hint="Token p goes to slot p % W. A chunk longer than W keeps only its last W tokens.",
         cases=(
             Case("one token", _write_case("one"), hint="slot = pos % W; every other slot keeps its old value"),
@@ -139,7 +150,7 @@ QUESTIONS = [
     ),
     Question(
         "rolling_read_order", 2,
-        reference=_rolling_read_order, compare=ArrayEqual("i"), forbid=forbid_cache_api,
+        reference=_rolling_read_order, compare=Diagnosed(ArrayEqual("i")), forbid=forbid_cache_api,
         hint="The held positions are max(0, next_pos - W) .. next_pos - 1, oldest first; map each to its slot.",
         cases=(
             Case("buffer still filling", _order_case("filling"), hint="before W tokens, slots 0 .. next_pos-1"),
@@ -151,7 +162,7 @@ QUESTIONS = [
     ),
     Question(
         "gqa_attention", 3,
-        reference=_gqa_reference, compare=ArrayClose(rtol=1e-6, atol=1e-9), forbid=forbid_attention,
+        reference=_gqa_reference, compare=Diagnosed(ArrayClose(rtol=1e-6, atol=1e-9)), forbid=forbid_attention,
         hint="Query head h reads KV head h // (H // Hkv). Softmax over the allowed keys; a row with none gives 0.",
         cases=(
             Case("multi-head (Hkv == H)", _gqa_case(4, 4)),
@@ -176,13 +187,16 @@ QUESTIONS = [
     ),
     Question(
         "decode_with_rolling_cache", 5,
-        reference=_decode_reference, compare=ArrayClose(rtol=1e-6, atol=1e-9), forbid=forbid_attention,
+        reference=_decode_reference, forbid=forbid_attention,
+        compare=Diagnosed(ArrayClose(rtol=1e-6, atol=1e-9), where="rolling_read_order, the ages, or gqa_attention"),
         hint="For each p: write k[:, p], v[:, p] to slot p % W, read the held slots, attend q[:, p] to them.",
         cases=(
             Case("shorter than the window", _decode_case(2, 1, long=False),
                  hint="before W tokens every past token is held"),
-            Case("multi-head, past the window", _decode_case(2, 2),
+            Case("no recency bias (slope 0)", _decode_case(2, 2, slope=False),
                  hint="query p sees keys p-W+1 .. p: write before you read, the overwritten key is p - W"),
+            Case("multi-head, past the window", _decode_case(2, 2),
+                 hint="ages follow the read order: oldest first, so the last key read (token p) has age 0"),
             Case("GQA, past the window", _decode_case(4, 2)),
             Case("multi-query, past the window", _decode_case(3, 1)),
         ),
@@ -193,4 +207,5 @@ QUESTIONS = [
         compare=NumberClose(rtol=1e-3),
         hint="layers × 2 × kv_heads × head_dim × tokens × bytes, then divide by 2**30 for GiB.",
     ),
+    text_question("ex12", 7),
 ]

@@ -12,6 +12,8 @@ from saattn_edu.distributed import schedule as _schedule
 from saattn_edu.reference import _softmax
 
 from ..compare import ArrayClose, ArrayEqual, IntEqual, Verdict
+from ..hints import Diagnosed
+from ..freetext import text_question
 from ..spec import Case, Question
 
 
@@ -74,19 +76,25 @@ def _merge_case(kind):
     return make
 
 
-def _holds_case(W=None):
+def _holds_case(W=None, step=None):
     def make(rng):
-        w = int(rng.integers(2, 9)) if W is None else W
-        return {"world_size": w, "step": int(rng.integers(0, w))}
+        w = int(rng.integers(3, 9)) if W is None else W
+        if step == "zero":
+            return {"world_size": w, "step": 0}
+        s = int(rng.integers(1, w)) if w > 1 else 0
+        if w > 2 and 2 * s % w == 0:  # half way round both directions meet: step one further
+            s += 1
+        return {"world_size": w, "step": s if step is None else step(w)}
 
     return make
 
 
-def _ring_case(W, causal):
+def _ring_case(W, causal, partial=False):
     def make(rng):
         n = W * int(rng.integers(2, 7))
         q, k, v = (rng.standard_normal((2, n, 4)) for _ in range(3))
-        return {"q": q, "k": k, "v": v, "world_size": W, "causal": causal}
+        steps = int(rng.integers(2, W)) if partial else W
+        return {"q": q, "k": k, "v": v, "world_size": W, "causal": causal, "steps": steps}
 
     return make
 
@@ -96,13 +104,32 @@ def _ref_holds(world_size, step):
     return (np.arange(world_size) - step) % world_size
 
 
-def _ref_ring(q, k, v, world_size, causal):
-    mask = P.Causal().mask(q.shape[-2]) if causal else None
+def _ref_ring(q, k, v, world_size, causal, steps):
+    """After `steps` ring steps rank r has seen the blocks of ranks r, r - 1, ..., r - steps + 1."""
+    n = q.shape[-2]
+    rank = np.arange(n) // (n // world_size)  # (n,) owner of each token
+    mask = (rank[:, None] - rank[None, :]) % world_size < steps
+    if causal:
+        mask &= P.Causal().mask(n)
     return R.dense_attention(q, k, v, mask=mask)
 
 
 def _ref_q4():
     return _schedule.plan_ring(P.SlidingWindow(16), 256, 8).hops
+
+
+# ---- ★ the zigzag split -----------------------------------------------------------------------------------------
+def _ref_zigzag(n, world_size):
+    chunks = np.arange(n).reshape(2 * world_size, n // (2 * world_size))
+    return np.stack([np.concatenate([chunks[r], chunks[2 * world_size - 1 - r]]) for r in range(world_size)])
+
+
+def _zigzag_case(W=None):
+    def make(rng):
+        w = int(rng.integers(2, 9)) if W is None else W
+        return {"n": 2 * w * int(rng.integers(1, 6)), "world_size": w}
+
+    return make
 
 
 QUESTIONS = [
@@ -121,22 +148,29 @@ QUESTIONS = [
         ),
     ),
     Question(
-        "ring_holds", 2, reference=_ref_holds, compare=ArrayEqual("i"), forbid=forbid_attention_api,
+        "ring_holds", 2, reference=_ref_holds, compare=Diagnosed(ArrayEqual("i")), forbid=forbid_attention_api,
         hint="Every step each rank passes its block to rank r + 1, so after s steps rank r holds rank r - s's block.",
         cases=(
-            Case("step 0 and on, 2 to 8 ranks", _holds_case()),
-            Case("4 ranks", _holds_case(4), hint="wrap around with % world_size"),
+            Case("step 0: every rank holds its own block", _holds_case(step="zero")),
+            Case("3 to 8 ranks, some steps in", _holds_case(),
+                 hint="each step passes blocks on to rank r + 1: the receiver holds what its left neighbour had"),
+            Case("5 ranks, one step", _holds_case(5, step=lambda w: 1),
+                 hint="after one step rank 0 holds the block of rank 4 (wrap around with % world_size)"),
             Case("one rank", _holds_case(1), hint="a ring of one: the rank always holds its own block"),
         ),
     ),
     Question(
-        "ring_attention_sim", 3, reference=_ref_ring, compare=ArrayClose(rtol=1e-6, atol=1e-9),
+        "ring_attention_sim", 3, reference=_ref_ring,
+        compare=Diagnosed(ArrayClose(rtol=1e-6, atol=1e-9), where="ring_holds, merge_partials or the positions"),
         forbid=forbid_attention_api,
         hint="Split q, k, v into world_size contiguous blocks; for every rank and every step, attend to the block "
              "it holds (partial_attention with the global-position mask) and merge into its running (out, lse).",
         cases=(
             Case("non-causal, 2 ranks", _ring_case(2, False)),
             Case("non-causal, 4 ranks", _ring_case(4, False)),
+            Case("stopped after some steps, 5 ranks", _ring_case(5, False, partial=True),
+                 hint="after s steps rank r has merged the blocks of ranks r, r - 1, ..., r - s + 1 only: "
+                      "is the ring turning the way ring_holds says?"),
             Case("causal, 4 ranks", _ring_case(4, True),
                  hint="causal: query position i sees key position j <= i — use global positions, not local ones"),
             Case("causal, 1 rank", _ring_case(1, True)),
@@ -146,5 +180,16 @@ QUESTIONS = [
         "q4", 4, kind="value", answer_name="q4_answer", points=2, reference=_ref_q4, compare=IntEqual(),
         hint="A non-causal window of 16 reaches 8 tokens each way; each rank owns 32 tokens: which ranks' keys can "
              "its queries see, and how many hops bring them (both directions allowed)?",
+    ),
+    text_question("ex13", 5),
+    Question(
+        "star_zigzag_positions", 6, answer_name="zigzag_positions", reference=_ref_zigzag, compare=Diagnosed(ArrayEqual("i")),
+        forbid=forbid_attention_api,
+        hint="Cut the sequence into twice as many chunks as ranks; each rank takes one chunk from each end.",
+        cases=(
+            Case("2 to 8 ranks", _zigzag_case()),
+            Case("4 ranks", _zigzag_case(4), hint="rank 0 owns chunks 0 and 7 of 8"),
+            Case("1 rank", _zigzag_case(1), hint="one rank owns everything, in token order"),
+        ),
     ),
 ]
