@@ -41,9 +41,9 @@ if "google.colab" in sys.modules:
 # time. We start short (n = 64: fast, and the mechanism is easy to see), then read a sweep at 512 to 16k tokens,
 # where a sparse layer really is cheaper than a dense one.
 #
-# The task is **needle retrieval** (`saattn_edu.models.NeedleRetrieval`): a sequence of random filler tokens holds
-# one *value* token (the needle, one of 8) somewhere `distance` tokens before the end; the last token asks which
-# value it was. Chance is 1/8. The model is an encoder (every layer sees both directions) of a few layers, each
+# The task is **needle retrieval** (`saattn_edu.models.NeedleRetrieval`): a haystack of one repeated filler token
+# holds one *value* token (the needle, one of 8) somewhere `distance` tokens before the end; the last token asks
+# which value it was. Chance is 1/8. The model is an encoder (every layer sees both directions) of a few layers, each
 # with its own pattern: `TinyTransformer(..., layers=[P.SlidingWindow(9), P.Dense()])`.
 
 # %%
@@ -60,7 +60,7 @@ from saattn_edu import patterns as P, viz
 from saattn_edu.models import NeedleRetrieval, TinyTransformer, set_threads, train
 
 set_threads()  # every core this machine has
-task = NeedleRetrieval(seq_len=64, distance=(32, 60))
+task = NeedleRetrieval(seq_len=64, distance=(32, 60), n_filler=1)  # a haystack of one repeated filler token
 x, y = task.batch(1, seed=0)
 needle = int(np.flatnonzero((x[0] >= 2) & (x[0] < 10))[0])
 print("tokens:", x[0].tolist())
@@ -95,8 +95,9 @@ for name, layers in {"2 × window 9": [P.SlidingWindow(9)] * 2, "dense + window 
 # %% [markdown]
 # ## Train two models, live
 #
-# Both have 2 layers, `d_model = 32`, 2 heads, and train for 150 steps with the same seed (about 5–15 s each on
-# 2 cores). `train` returns the accuracy curve on 256 held-out examples, the wall time and the FLOPs per step.
+# Both have 2 layers, `d_model = 32`, 2 heads, and train for 100 steps of batch 16 with the same seed (a few
+# seconds each on 2 idle cores). `train` returns the accuracy curve on 128 held-out examples, the wall time and
+# the FLOPs per step.
 
 # %% tags=["nbval-ignore-output"]
 live = {"2 × window 9": [P.SlidingWindow(9)] * 2, "dense + window 9": [P.Dense(), P.SlidingWindow(9)]}
@@ -104,7 +105,8 @@ models, results = {}, {}
 for name, layers in live.items():
     torch.manual_seed(0)
     models[name] = TinyTransformer(task.vocab_size, task.seq_len, layers, d_model=32, n_heads=2)
-    results[name] = train(models[name], task, steps=150, batch_size=32, seed=0, eval_every=25, progress=False)
+    results[name] = train(models[name], task, steps=100, batch_size=16, seed=0, eval_every=25, eval_examples=128,
+                          progress=False)
     r = results[name]
     print(f"{name:18s} accuracy {r.final_accuracy:.2f}   {r.wall_time:.1f} s   "
           f"attention FLOPs/step {r.attention_flops_per_step:,}   all FLOPs/step {r.flops_per_step:,}")
@@ -177,10 +179,11 @@ print("listops expression:", demo["listops"].decode(xs[0]), "->", ListOps.decode
 # %% [markdown]
 # ### Measure it: one training step at n = 512
 #
-# Time one forward + backward pass of a 4-layer model (`d_model 32`, batch 8) at n = 512 on this CPU: all dense
-# (SDPA), and all `SlidingWindow(64)` through two CPU paths — masked SDPA (dense work, the mask only zeroes
-# scores) and the gather path (`backend="gather"`: only the allowed pairs, but gathers are slow memory work). On a
-# GPU the Triton block-sparse kernel skips the empty tiles: that is where the saved FLOPs become saved time.
+# Time one forward + backward pass of a 3-layer model (`d_model 32`, batch 8) at n = 512 on this CPU: all dense
+# (plain SDPA, its fused kernel), and all `SlidingWindow(64)` through two CPU paths — masked SDPA (all n² scores
+# are computed, the mask only removes some, and a mask keeps SDPA off its fastest kernel) and the gather path
+# (`backend="gather"`: only the allowed pairs, but one gather per pair is slow memory work). On a GPU the Triton
+# block-sparse kernel skips the empty tiles: that is where the saved FLOPs become saved time.
 
 # %% tags=["nbval-ignore-output"]
 import time
@@ -189,7 +192,7 @@ from saattn_edu.models.train import loss_and_accuracy
 
 
 def step_seconds(layers, backend, n=512, repeats=2):
-    """Median wall time of one forward + backward of a 4-layer model at length n (batch 8)."""
+    """Median wall time of one forward + backward of a 3-layer model at length n (batch 8)."""
     t = NeedleRetrieval(n, distance=(n // 2, n - 2), n_filler=1)
     torch.manual_seed(0)
     m = TinyTransformer(t.vocab_size, n, layers, d_model=32, n_heads=2, backend=backend)
@@ -201,9 +204,9 @@ def step_seconds(layers, backend, n=512, repeats=2):
         times.append(time.perf_counter() - start)
     return float(np.median(times)), m.attention_flops()
 
-for label, layers, backend in (("dense (SDPA)", [P.Dense()] * 4, "auto"),
-                               ("window 64, masked SDPA", [P.SlidingWindow(64)] * 4, "torch"),
-                               ("window 64, gather", [P.SlidingWindow(64)] * 4, "gather")):
+for label, layers, backend in (("dense (SDPA)", [P.Dense()] * 3, "auto"),
+                               ("window 64, masked SDPA", [P.SlidingWindow(64)] * 3, "torch"),
+                               ("window 64, gather", [P.SlidingWindow(64)] * 3, "gather")):
     sec, fl = step_seconds(layers, backend)
     print(f"{label:24s} {sec * 1e3:7.0f} ms per step   attention {fl / 1e6:6.1f} MFLOP per sequence")
 
@@ -212,8 +215,8 @@ for label, layers, backend in (("dense (SDPA)", [P.Dense()] * 4, "auto"),
 #
 # `benchmarks/accuracy_vs_efficiency.py` trains encoders with every pattern of the course — dense, sliding,
 # Longformer (global first token and query slot), BigBird, strided (Sparse Transformer, stride ≈ √n), attention
-# sinks, learned top-k blocks — and hybrids where a quarter of the layers are dense, at the **bottom**, in the
-# **middle**, on **top**, or **one in every four** (8-layer GPU models only). Every pattern keeps its size in
+# sinks, learned top-k blocks — and hybrids where a quarter of the layers are dense (one of three in the CPU
+# models), at the **bottom**, in the **middle**, on **top**, or **one in every four** (8-layer GPU models only). Every pattern keeps its size in
 # tokens (a window of 64 on CPU, 256 on the GPU; blocks of 32 / 64), so a longer sequence means a sparser layer.
 # It records held-out accuracy (mean and min–max over seeds), the median training-step time, attention FLOPs
 # per sequence, and peak memory. Its results are committed as JSON; this cell reads all of them (the CPU run
@@ -308,12 +311,14 @@ for prof, summ in summaries.items():
 
 # %% [markdown]
 # How to read it:
-# - **Reach decides, again.** At 512 tokens the needle lies 256–510 tokens away; four windows of 64 reach
-#   4 · 32 = 128, so the all-sliding and sinks models cannot see it, whatever the budget. Patterns with a short
-#   path to everything (dense, Longformer whose query slot is global, BigBird's global blocks, strided) can.
-# - **The time axis on CPU is flat.** Masked SDPA pays the dense price for every fixed pattern (the cell above
-#   measured it), so the CPU fronts are decided by accuracy and FLOPs. On the GPU the Triton kernel turns the
-#   saved pairs into time: that is what the H200 runs add (4k and 16k, where a window of 256 is 1/16 and 1/64
+# - **Reach decides, again.** At 512 tokens the needle lies 256–510 tokens away; the CPU models' three windows
+#   of 64 reach 3 · 32 = 96, so the all-sliding and sinks models cannot see it, whatever the budget. Patterns with
+#   a short path to everything (dense, Longformer whose query slot is global, BigBird's global blocks, strided)
+#   can, if training finds the path in time.
+# - **On CPU, time does not follow FLOPs.** Masked SDPA pays at least the dense price for every fixed pattern
+#   (the cell above measured it: a mask even costs more than plain dense SDPA), so on the CPU panels the sparse
+#   models are no faster, often slower. Read the CPU fronts against FLOPs. On the GPU the Triton kernel turns
+#   the saved pairs into time: that is what the H200 runs add (at 4k and 16k a window of 256 keeps 1/16 and 1/64
 #   of the pairs).
 # - **Hybrids**: a quarter of the layers dense buys back reach for a quarter of the dense attention cost; the
 #   sweep shows which placement trains best at each budget. Read the min–max bars before believing a difference
@@ -351,10 +356,10 @@ for prof, summ in summaries.items():
 #   Sparse Transformer (17.07 %) stands out, and that is a failure of that implementation to train (17 % is
 #   about the share of the most common answer: the table above), not a limit of its pattern's reach (a stride
 #   of √n reaches everything in two hops).
-# - **Our CPU runs are far smaller**: 4 layers of d_model 32 instead of 512, 100 steps of batch 8 (800
-#   examples) instead of 5k steps on 96k examples, n = 512 instead of 2k. At that budget every model stays
-#   near the most-common-answer share, so the ordering among them is seed noise, not the pattern: do not read a
-#   ranking into differences of a few points.
+# - **Our CPU runs are far smaller**: 3 layers of d_model 32 instead of 512, 300 steps of batch 8 (a pool of
+#   1,200 expressions) instead of 5k steps on 96k examples, n = 512 instead of 2k, one seed. At that budget the
+#   models sit near the most-common-answer share, so the ordering among them is noise, not the pattern: do not
+#   read a ranking into differences of a few points.
 # - **What does carry over** is the reason LRA's numbers are close: ListOps needs the whole expression, and
 #   every one of these patterns (global tokens, random blocks, strides) gives a path to the query in a few
 #   layers. The GPU runs (8 layers, d_model 128, 250 steps, 1k–16k tokens) are the closer comparison; they are
