@@ -18,7 +18,8 @@ selection) runs masked SDPA with one mask per batch and head everywhere: it is s
 
 Each run is one JSON row, written as soon as it finishes (a killed run keeps what it finished; run the same command
 again to go on, or `--fresh`). Results: `$OUT/` when $OUT is set, else benchmarks/results/, as
-accuracy_long_<profile>_<lengths>_<tasks>.json; `--plot-only` draws accuracy_long_<profile>.png from all of them.
+accuracy_long_<profile>_<lengths>_<tasks>.json; `--plot-only` draws accuracy_long_<profile>.png (against step time) and
+accuracy_long_<profile>_flops.png (against attention FLOPs) from all of them.
 """
 from __future__ import annotations
 
@@ -364,8 +365,10 @@ def main(argv=None):
         for profile in PROFILES:
             result = load_all(profile)
             if result["rows"]:
-                plot(result, RESULTS / f"accuracy_long_{profile}.png")
-                print(f"wrote {RESULTS / f'accuracy_long_{profile}.png'} from {len(result['rows'])} rows")
+                for cost, suffix in (("step_time_s", ""), ("attention_flops", "_flops")):
+                    path = RESULTS / f"accuracy_long_{profile}{suffix}.png"
+                    plot(result, path, cost)
+                    print(f"wrote {path} from {len(result['rows'])} rows")
         return
     args.lengths = args.lengths or list(PROFILES[args.profile]["lengths"])
     args.seeds = args.seeds or PROFILES[args.profile]["seeds"]
