@@ -307,6 +307,7 @@ def pareto(points) -> list[int]:
 def plot(result, path: Path, cost: str = "step_time_s"):
     """One panel per (task, n): accuracy (mean, min–max over seeds) against `cost`, Pareto front dashed."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -314,7 +315,7 @@ def plot(result, path: Path, cost: str = "step_time_s"):
     summary = result["summary"]
     tasks = [t for t in TASKS if any(s["task"] == t for s in summary)]
     lengths = sorted({s["n"] for s in summary})
-    fig, axes = plt.subplots(len(tasks), len(lengths), figsize=(3.6 * len(lengths), 2.9 * len(tasks)),
+    fig, axes = plt.subplots(len(tasks), len(lengths), figsize=(max(7.5, 3.8 * len(lengths)), 3.0 * len(tasks)),
                              squeeze=False)
     colors = {c: plt.cm.tab20(k / (len(CONFIGS) - 1)) for k, c in enumerate(CONFIGS)}
     for i, task in enumerate(tasks):
@@ -328,10 +329,11 @@ def plot(result, path: Path, cost: str = "step_time_s"):
             ax.plot([pts[k][0] for k in front], [pts[k][1] for k in front], "k--", lw=1)
             ax.axhline(CHANCE[task], color="grey", ls=":", lw=0.8)
             ax.set(xscale="log", ylim=(0, 1.05), title=f"{task}, n={n}")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # decades only: no overlapping labels
             ax.set_xlabel({"step_time_s": "training step (s)"}.get(cost, cost.replace("_", " ")), fontsize=8)
     handles = {lab: h for ax in axes.flat for h, lab in zip(*ax.get_legend_handles_labels())}
-    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=6, fontsize=8)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0.12 if len(tasks) < 3 else 0.07, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
