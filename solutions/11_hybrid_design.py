@@ -106,16 +106,18 @@ check("ex11.stack_attention_flops", stack_attention_flops)
 # ## Exercise 3: design a hybrid within a budget
 #
 # The grader's problem is in `DESIGN`: a 3-layer encoder (`d_model 32`, 2 heads) trained for 150 steps with seed 0
-# on `NeedleRetrieval(seq_len=64, distance=(32, 60))`. Your `my_layers` (3 fixed patterns from `saattn_edu.patterns`,
-# bottom first) must cost at most **40 %** of the all-dense model's attention FLOPs and reach **90 %** held-out
-# accuracy. The check trains your design (up to a minute on 2 busy cores; a stack that cannot reach the needle
-# is refused at once, untrained); `train_design(layers).final_accuracy` trains it
-# exactly as the grader does, should you want to compare designs first.
+# on `NeedleRetrieval(seq_len=256, distance=(128, 250), n_filler=1)` — a length where a sparse layer is much cheaper
+# than a dense one (a window of 5 keeps 2 % of the pairs). Your `my_layers` (3 fixed patterns from
+# `saattn_edu.patterns`, bottom first) must cost at most **40 %** of the all-dense model's attention FLOPs and reach
+# **90 %** held-out accuracy. The check trains your design (about 20–60 s on 2 cores; a stack that cannot reach the
+# needle is refused at once, untrained);
+# `train_design(layers).final_accuracy` trains it exactly as the grader does, should you want to compare designs
+# first.
 #
 # <details><summary>Hint</summary>
 #
-# Three windows cannot see 32+ tokens away (exercise 1). One dense layer costs a third of the dense model; what is
-# left must pay for the other two layers (exercise 2 and exercise 5). A global token is another way to reach far.
+# Three windows cannot see 128+ tokens away (exercise 1). One dense layer costs a third of the dense model; what is
+# left must pay for the other two layers (exercise 2 and question 5). A global token is another way to reach far.
 # </details>
 
 # %%
@@ -170,12 +172,12 @@ check("ex11.q5", q5_answer)
 # %%
 ### BEGIN SOLUTION: write your answer as a string in q6_text
 q6_text = """
-Sliding windows, attention sinks and (mostly) dilated windows fail: after three layers the last token can only
-have heard from tokens within the stack's receptive field (3 · 4 = 12 for windows of 9), and a dilated window only
-reaches offsets that are multiples of its dilation. The needle's information has no path to the query, so the
-best the model can do is guess (1/8). Longformer's global token is seen by every token and sees every token: the
-needle writes into it in one layer and the query reads it in the next, a path of two hops whatever the distance,
-for the price of 2n extra pairs per global token."""
+Sliding windows and attention sinks fail: after three layers the last token can only have heard from tokens
+within the stack's receptive field (3 · 32 = 96 for the sweep's windows of 64 at n = 512; the needle is 256 or
+more tokens away), and the sinks see only themselves and a window, so they relay nothing. The needle's information
+has no path to the query, so the best the model can do is guess (1/8). Longformer's global token is seen by every
+token and sees every token: the needle writes into it in one layer and the query reads it in the next, a path of
+two hops whatever the distance, for the price of 2n extra pairs per global token."""
 ### END SOLUTION
 check("ex11.text_q6", q6_text)
 

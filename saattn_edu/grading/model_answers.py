@@ -32,13 +32,13 @@ MODEL_ANSWERS = {
         "scores poorly (averaging hides a single strong key among weak ones)."
     ),
     "ex11.text_q6": (
-        "Sliding windows, attention sinks and (mostly) dilated windows fail: after three layers the last "
-        "token can only have heard from tokens within the stack's receptive field (3 · 4 = 12 for windows "
-        "of 9), and a dilated window only reaches offsets that are multiples of its dilation. The "
-        "needle's information has no path to the query, so the best the model can do is guess (1/8). "
-        "Longformer's global token is seen by every token and sees every token: the needle writes into it "
-        "in one layer and the query reads it in the next, a path of two hops whatever the distance, for "
-        "the price of 2n extra pairs per global token."
+        "Sliding windows and attention sinks fail: after three layers the last token can only have heard "
+        "from tokens within the stack's receptive field (3 · 32 = 96 for the sweep's windows of 64 at "
+        "n = 512; the needle is 256 or more tokens away), and the sinks see only themselves and a window, so "
+        "they relay nothing. The needle's information has no path to the query, so the best the model can "
+        "do is guess (1/8). Longformer's global token is seen by every token and sees every token: the "
+        "needle writes into it in one layer and the query reads it in the next, a path of two hops whatever "
+        "the distance, for the price of 2n extra pairs per global token."
     ),
     "ex12.text_q7": (
         "Softmax must put its weight somewhere; trained models learn to park attention they do not need "

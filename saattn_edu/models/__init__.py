@@ -7,15 +7,16 @@
     result = train(model, task, steps=300)       # curves, wall time, FLOPs per step
 """
 from .attention_layer import SparseSelfAttention, effective_pattern, learned_mask, masked_attention
-from .tasks import (IGNORE, TASKS, AssociativeRecall, CharLM, NeedleRetrieval, SelectiveCopy, Task, make_task,
-                    shipped_text)
+from .listops import ListOps
+from .tasks import (IGNORE, MQAR, TASKS, AssociativeRecall, CharLM, NeedleRetrieval, Pooled, SelectiveCopy, Task,
+                    make_task, shipped_text)
 from .train import TrainResult, evaluate, linear_flops, seed_everything, set_threads, train
 from .transformer import Block, TinyTransformer, layer_attention_flops, layer_names
 
 __all__ = [
     "TinyTransformer", "Block", "SparseSelfAttention", "effective_pattern", "learned_mask", "masked_attention",
     "layer_attention_flops", "layer_names",
-    "Task", "NeedleRetrieval", "AssociativeRecall", "SelectiveCopy", "CharLM", "TASKS", "make_task", "IGNORE",
-    "shipped_text",
+    "Task", "NeedleRetrieval", "AssociativeRecall", "MQAR", "SelectiveCopy", "ListOps", "CharLM", "Pooled", "TASKS",
+    "make_task", "IGNORE", "shipped_text",
     "train", "evaluate", "TrainResult", "seed_everything", "set_threads", "linear_flops",
 ]

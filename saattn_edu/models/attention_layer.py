@@ -148,6 +148,8 @@ class SparseSelfAttention(nn.Module):
             mask = self.mask(q, k)  # (B, H, n, n)
             self.last_pairs = float(mask.sum()) / (mask.shape[0] * mask.shape[1])
             out = masked_attention(q, k, v, mask)
+        elif self.backend == "auto" and isinstance(self.effective, (Dense, Causal)):  # SDPA's fused kernels, no mask
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=isinstance(self.effective, Causal))
         else:
             out = api.attention(q, k, v, self.effective, backend=self.backend)  # (B, H, n, dh)
         if self.global_projections:

@@ -1,4 +1,7 @@
-"""Tasks with known answers: three synthetic long-range tasks with an adjustable distance, and a char-level LM.
+"""Tasks with known answers: synthetic long-range tasks whose difficulty grows with distance, and a char-level LM.
+
+Needle retrieval, associative recall (one query), multi-query associative recall (MQAR), selective copying, and
+LRA's ListOps (listops.py); `Pooled(task, size)` freezes a task into a fixed data set.
 
 Every task draws a batch from a NumPy generator: `x, y = task.sample(batch_size, rng)`, both int64 (B, n);
 `y` holds the target token where there is one and IGNORE (-100, PyTorch's ignore_index) elsewhere.
@@ -151,6 +154,50 @@ class SelectiveCopy(Task):
         return x, y
 
 
+class MQAR(Task):
+    """Multi-query associative recall (Zoology, Arora et al. 2023): key-value pairs first, then queries far after.
+
+    The first 2·n_pairs tokens are pairs `key value` with distinct keys; each of n_queries distinct positions drawn
+    in the last `distance` tokens (default: the second half) repeats one of those keys, and its target is the key's
+    value. Everything else is filler (0). So every query lies at least seq_len - distance - 2·n_pairs + 1 tokens
+    after its key: the gap, and the difficulty for a local pattern, grows with seq_len.
+    """
+
+    name = "mqar"
+
+    def __init__(self, seq_len: int = 512, n_pairs: int = 8, n_queries: int = 8, n_keys: int = 64,
+                 n_values: int = 64, distance: int | None = None):
+        super().__init__(seq_len)
+        self.n_pairs = check_int("n_pairs", n_pairs, minimum=1)
+        self.n_queries = check_int("n_queries", n_queries, minimum=1)
+        self.n_keys = check_int("n_keys", n_keys, minimum=self.n_pairs)
+        self.n_values = check_int("n_values", n_values, minimum=2)
+        room = self.seq_len - 2 * self.n_pairs  # positions after the pairs
+        self.distance = check_int("distance", room // 2 if distance is None else distance, minimum=self.n_queries)
+        if self.distance > room:
+            raise ValueError(f"distance must be <= seq_len - 2·n_pairs = {room}, got {distance!r}")
+        self.vocab_size = 2 + self.n_keys + self.n_values  # ids: filler, (unused), keys, values
+
+    def _params(self):
+        return {"seq_len": self.seq_len, "n_pairs": self.n_pairs, "n_queries": self.n_queries,
+                "n_keys": self.n_keys, "n_values": self.n_values, "distance": self.distance}
+
+    def sample(self, batch_size, rng):
+        B, n, P, Q = batch_size, self.seq_len, self.n_pairs, self.n_queries
+        x = np.full((B, n), FILLER)
+        y = np.full((B, n), IGNORE)
+        keys = rng.permuted(np.tile(np.arange(self.n_keys), (B, 1)), axis=1)[:, :P]  # (B, P) distinct per row
+        vals = rng.integers(self.n_values, size=(B, P))  # (B, P)
+        x[:, 0:2 * P:2] = 2 + keys
+        x[:, 1:2 * P:2] = 2 + self.n_keys + vals
+        ask = rng.integers(P, size=(B, Q))  # (B, Q) which pair each query repeats
+        pos = n - self.distance + np.argsort(rng.random((B, self.distance)), axis=1)[:, :Q]  # (B, Q) distinct
+        rows = np.arange(B)[:, None]
+        x[rows, pos] = 2 + np.take_along_axis(keys, ask, 1)
+        y[rows, pos] = 2 + self.n_keys + np.take_along_axis(vals, ask, 1)
+        return x, y
+
+
 def shipped_text() -> str:
     """The course's small text for character-level language modelling (saattn_edu/data/tiny_corpus.txt)."""
     return resources.files("saattn_edu").joinpath("data/tiny_corpus.txt").read_text(encoding="utf-8")
@@ -188,11 +235,28 @@ class CharLM(Task):
         return "".join(self.chars[int(i)] for i in ids)
 
 
-TASKS = {cls.name: cls for cls in (NeedleRetrieval, AssociativeRecall, SelectiveCopy, CharLM)}
+class Pooled(Task):
+    """A fixed set of `size` examples of `task` drawn once from `seed` (a data set, as LRA's 96k ListOps examples);
+    `sample` draws rows from it. For tasks whose generator is slow at long n (ListOps): generate once, train often."""
+
+    def __init__(self, task: Task, size: int, seed: int = 0):
+        super().__init__(task.seq_len)
+        self.task, self.size, self.seed = task, check_int("size", size, minimum=1), seed
+        self.name, self.causal, self.vocab_size = task.name, task.causal, task.vocab_size
+        self.x, self.y = task.sample(self.size, np.random.default_rng(seed))  # (size, n) each
+
+    def _params(self):
+        return {"task": self.task, "size": self.size, "seed": self.seed}
+
+    def sample(self, batch_size, rng):
+        idx = rng.integers(self.size, size=batch_size)
+        return self.x[idx], self.y[idx]
+
+TASKS = {cls.name: cls for cls in (NeedleRetrieval, AssociativeRecall, MQAR, SelectiveCopy, CharLM)}  # + listops.py's
 
 
 def make_task(name: str, **kwargs) -> Task:
-    """A task by its short name: 'needle', 'recall', 'copy' or 'charlm'."""
+    """A task by its short name: 'needle', 'recall', 'mqar', 'copy', 'listops' or 'charlm'."""
     if name not in TASKS:
         raise ValueError(f"name must be one of {sorted(TASKS)}, got {name!r}")
     return TASKS[name](**kwargs)

@@ -7,6 +7,7 @@ linear layers), forward + backward ≈ 3 × forward:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from ..patterns.base import check_int
 from .tasks import IGNORE, Task
@@ -50,6 +52,7 @@ class TrainResult:
     attention_flops: int = 0  # attention FLOPs of one forward pass over one sequence
     attention_flops_per_step: int = 0
     flops_per_step: int = 0
+    peak_memory_bytes: int | None = None  # CUDA: peak allocated during training (None on CPU: not measured)
 
     @property
     def final_accuracy(self) -> float:
@@ -64,9 +67,20 @@ def linear_flops(model, n: int) -> int:
     return 2 * n * sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
 
 
+def autocast(device):
+    """bf16 autocast on a GPU (the Triton kernel and SDPA's fused kernels run in bf16); nothing on CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def loss_and_accuracy(model, x, y):
     """Cross-entropy over target positions (y != IGNORE) and the share of them predicted right."""
-    logits = model(x)  # (B, n, vocab)
+    device = next(model.parameters()).device
+    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    with autocast(device):
+        logits = model(x)  # (B, n, vocab)
+    logits = logits.float()
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)
     keep = y != IGNORE
     acc = (logits.argmax(-1)[keep] == y[keep]).float().mean()
@@ -88,8 +102,12 @@ def evaluate(model, task: Task, n_examples: int = 256, batch_size: int = 128, se
 
 def train(model, task: Task, steps: int, batch_size: int = 32, lr: float = 3e-3, seed: int = 0,
           eval_every: int | None = None, eval_examples: int = 256, progress: bool = True,
-          warmup: int = 20) -> TrainResult:
-    """AdamW on fresh batches of `task` (seeded: the same seed gives the same run); evaluates every `eval_every`."""
+          warmup: int = 20, eval_task: Task | None = None, eval_batch_size: int = 128) -> TrainResult:
+    """AdamW on fresh batches of `task` (seeded: the same seed gives the same run); evaluates every `eval_every`.
+
+    The model may live on a GPU (batches follow it; bf16 autocast; step times synchronised; peak memory measured).
+    `eval_task` (default: `task`) is what held-out accuracy is measured on, e.g. a separate `Pooled` set.
+    """
     steps = check_int("steps", steps, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     eval_every = check_int("eval_every", eval_every or max(1, steps // 10), minimum=1)
@@ -97,7 +115,12 @@ def train(model, task: Task, steps: int, batch_size: int = 32, lr: float = 3e-3,
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * _cosine(s, steps))
     result, times = TrainResult(), []
-    from tqdm.auto import tqdm
+    device = next(model.parameters()).device
+    cuda = device.type == "cuda"
+    eval_task = task if eval_task is None else eval_task
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
 
     bar = tqdm(range(1, steps + 1), disable=not progress, desc=type(task).__name__, leave=False)
     for step in bar:
@@ -108,12 +131,16 @@ def train(model, task: Task, steps: int, batch_size: int = 32, lr: float = 3e-3,
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step(), sched.step()
+        if cuda:
+            torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
         result.loss.append(float(loss.detach()))
         if step % eval_every == 0 or step == steps:
-            ev_loss, ev_acc = evaluate(model, task, eval_examples)
+            ev_loss, ev_acc = evaluate(model, eval_task, eval_examples, eval_batch_size)
             result.steps.append(step), result.eval_loss.append(ev_loss), result.accuracy.append(ev_acc)
             bar.set_postfix(loss=f"{ev_loss:.3f}", acc=f"{ev_acc:.2f}")
+    if cuda:
+        result.peak_memory_bytes = int(torch.cuda.max_memory_allocated(device))
     n = task.seq_len
     result.wall_time, result.step_time = float(sum(times)), float(np.median(times))
     result.attention_flops = int(model.attention_flops(n))

@@ -19,14 +19,15 @@ from .ex01 import forbid_pattern_api
 # The design problem: everything the grader uses, so the notebook can show it and try a design first.
 #: Functions of this module a notebook may call inside an answer (the tripwire refuses every other one).
 LEARNER_HELPERS = ("design_task", "design_model", "design_budget", "design_problem", "train_design")
-DESIGN = {"seq_len": 64, "distance": (32, 60), "n_layers": 3, "d_model": 32, "n_heads": 2, "steps": 150,
-          "batch_size": 32, "lr": 3e-3, "seed": 0, "budget_fraction": 0.4, "bar": 0.9}
+# n = 256: a window of 5 costs 2 % of a dense layer's pairs; one repeated filler token (passkey-style haystack).
+DESIGN = {"seq_len": 256, "distance": (128, 250), "n_filler": 1, "n_layers": 3, "d_model": 32, "n_heads": 2,
+          "steps": 150, "batch_size": 32, "lr": 3e-3, "seed": 0, "budget_fraction": 0.4, "bar": 0.9}
 
 
 def design_task():
     from saattn_edu.models import NeedleRetrieval
 
-    return NeedleRetrieval(seq_len=DESIGN["seq_len"], distance=DESIGN["distance"])
+    return NeedleRetrieval(seq_len=DESIGN["seq_len"], distance=DESIGN["distance"], n_filler=DESIGN["n_filler"])
 
 
 def design_model(layers):
@@ -161,7 +162,8 @@ QUESTIONS = [
     Question(
         "hybrid_design", 3, kind="value", answer_name="my_layers", points=4, reference=lambda: DESIGN,
         compare=TrainedDesign(),
-        hint="All-sliding stacks cannot see 32+ tokens away; one dense layer (or a relay) can, within the budget.",
+        hint=f"All-sliding stacks cannot see {DESIGN['distance'][0]}+ tokens away; one dense layer (or a relay) can, "
+             "within the budget.",
     ),
     Question(
         "q4", 4, kind="value", answer_name="q4_answer", points=1, compare=IntEqual(),
