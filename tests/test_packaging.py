@@ -2,8 +2,12 @@
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest's own dependency tomli reads TOML the same way
+    import tomli as tomllib
 
 from packaging.requirements import Requirement
 
@@ -32,8 +36,8 @@ def _environment_requirements() -> dict:
 
 def test_environment_yml_lists_the_same_packages_as_pyproject():
     py, env = _pyproject_requirements(), _environment_requirements()
-    assert py.keys() - env.keys() == set(), f"in pyproject.toml but not environment.yml: {sorted(py.keys() - env.keys())}"
-    assert env.keys() - py.keys() == set(), f"in environment.yml but not pyproject.toml: {sorted(env.keys() - py.keys())}"
+    assert sorted(py.keys() - env.keys()) == [], "in pyproject.toml but not environment.yml"
+    assert sorted(env.keys() - py.keys()) == [], "in environment.yml but not pyproject.toml"
 
 
 def test_environment_yml_asks_for_the_same_versions_and_platforms():
