@@ -68,14 +68,17 @@ def _start_server(tmp_path_factory, name: str, env_overrides: dict):
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Python 3 (ipykernel)", "language": "python"}))
     token, port = secrets.token_hex(16), _free_port()
-    env = dict(os.environ, HOME=str(home), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+    config = home / "config"  # Notebook 7's pages on the same server, its app reachable from the page like Lab's
+    config.mkdir()
+    (config / "jupyter_server_config.json").write_text(json.dumps({
+        "ServerApp": {"jpserver_extensions": {"jupyterlab": True, **({"notebook": True} if HAS_NOTEBOOK7 else {})}},
+        "JupyterNotebookApp": {"expose_app_in_browser": True}}))
+    env = dict(os.environ, HOME=str(home), JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTER_CONFIG_DIR=str(config),
                JUPYTER_PATH=str(home / "share" / "jupyter"), **env_overrides)
-    extensions = {"jupyterlab": True, **({"notebook": True} if HAS_NOTEBOOK7 else {})}
     cmd = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
         "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={served}",
-        "--LabApp.expose_app_in_browser=True", "--JupyterNotebookApp.expose_app_in_browser=True",
-        "--ServerApp.disable_check_xsrf=False", f"--ServerApp.jpserver_extensions={json.dumps(extensions)}",
+        "--LabApp.expose_app_in_browser=True", "--ServerApp.disable_check_xsrf=False",
     ]
     log = open(home / "lab.log", "w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

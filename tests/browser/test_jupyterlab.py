@@ -156,11 +156,15 @@ def move_the_explorer(page, shot: str = "explorer_slider.png") -> None:
     assert before is not None and before["images"], "the explorer panel (sliders, dropdown, figures) is not on the page"
     slider = page.locator(f"{PANEL} .widget-slider", has=page.locator(".widget-label", has_text="window")).first
     slider.scroll_into_view_if_needed()
-    slider.locator(".noUi-handle").first.focus()
-    for _ in range(8):  # noUiSlider moves one step per key press
-        page.keyboard.press("ArrowRight")
-    after = _settled_explorer(page)  # every key press redraws: wait until the last redraw has landed
-    assert all(a != b for a, b in zip(after["images"], before["images"])), "the explorer's figures did not change"
+    box = slider.locator(".noUi-handle").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)  # drag the handle as a learner would (Notebook 7 keeps arrow keys for its own shortcuts)
+    page.mouse.down()
+    page.mouse.move(x + 30, y, steps=5)
+    page.mouse.up()
+    after = _settled_explorer(page)  # the release redraws: wait until the redraw has landed
+    changed = [a != b for a, b in zip(after["images"], before["images"])]
+    assert changed and all(changed), f"the explorer's figures did not change: {before} -> {after}"
     assert after["text"] != before["text"], "the explorer's numbers did not change with the window"
     slider.screenshot(path=str(SCREENSHOTS / shot))
 

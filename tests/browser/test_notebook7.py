@@ -22,7 +22,7 @@ def test_lesson_and_explorer_in_notebook7(lab, page):
 
 
 def test_exercise_in_notebook7(lab, page):
-    """An untouched exercise runs top to bottom: each check reports the missing function instead of failing."""
+    """An untouched exercise runs top to bottom: its checks say "not attempted", its stubs raise NotImplementedError."""
     open_notebook(page, lab, EXERCISE, ui="notebook")
     model = run_all(page)
     assert model["unexecuted"] == 0, model
