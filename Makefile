@@ -9,6 +9,7 @@ NBVAL    := --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=
 HOST     ?= 127.0.0.1
 PORT     ?= 8888
 LAB_ARGS ?=
+INLINE   := module://matplotlib_inline.backend_inline
 # Jupyter refuses to run as root without --allow-root (containers, CI); a normal user never needs it.
 ROOT_ARG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
@@ -20,15 +21,19 @@ $(STAMP): pyproject.toml constraints.txt tools/lab_overrides.json Makefile
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	# The course kernel takes the name the notebooks carry (python3, which Colab knows too): every lesson opens in
 	# this venv's Python with no kernel to choose.
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python (saattn-edu)" >/dev/null
+	# Its figures are drawn inline whatever the shell exports (servers, Docker and CI often set MPLBACKEND=Agg).
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python (saattn-edu)" \
+	    --env MPLBACKEND $(INLINE) >/dev/null
 	# No news toast, no kernel dialog: JupyterLab opens straight onto the course.
 	mkdir -p $(VENV)/share/jupyter/lab/settings && cp tools/lab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# A clean plotting environment for the server and the kernels it starts: no MPLBACKEND from the caller's shell.
 lab: install
-	$(BIN)/jupyter lab --ip=$(HOST) --port=$(PORT) --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks \
+	env -u MPLBACKEND $(BIN)/jupyter lab --ip=$(HOST) --port=$(PORT) --ServerApp.root_dir=. \
+	    --LabApp.default_url=/lab/tree/notebooks \
 	    --MappingKernelManager.default_kernel_name=python3 $(ROOT_ARG) $(LAB_ARGS)
 
 # pytest exits 5 when a folder holds nothing to collect: that is not a failure of the course.
@@ -44,7 +49,8 @@ lint: install
 test-unit: install
 	$(BIN)/python -m pytest -p no:nbval -q tests --ignore=tests/browser || [ $$? -eq 5 ]
 
-# Every lesson and solution in JupyterLab in headless Chromium (screenshots in tests/browser/screenshots/).
+# Every lesson and solution in JupyterLab, a lesson, an exercise and the explorer in Notebook 7, in headless
+# Chromium (screenshots in tests/browser/screenshots/); the explorer and two lessons once more under MPLBACKEND=Agg.
 test-browser: install
 	$(BIN)/python -m pytest -p no:nbval -q tests/browser || [ $$? -eq 5 ]
 

@@ -5,6 +5,9 @@
     sa.attention(q, k, v, P.SlidingWindow(256, causal=True))
 """
 from . import patterns
+from ._notebook import ensure_inline_figures
+
+ensure_inline_figures()  # in a notebook kernel: figures drawn inline even where the shell set MPLBACKEND=Agg
 
 __version__ = "0.1.0"
 __all__ = ["attention", "patterns", "__version__"]

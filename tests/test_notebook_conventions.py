@@ -10,12 +10,14 @@ import nbformat
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
+from saattn_edu.course import colab
+
 ROOT = Path(__file__).resolve().parents[1]
 ALL = sorted(p.relative_to(ROOT).as_posix() for d in ("notebooks", "solutions", "exercises")
              for p in (ROOT / d).glob("*.ipynb"))
 LESSONS = [p for p in ALL if p.startswith("notebooks/")]
-BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
-COLAB_URL = "https://colab.research.google.com/github/saattn-edu/saattn-edu/blob/main/"
+BADGE = colab.BADGE
+COLAB_URL = colab.COLAB_PREFIX  # saattn_edu.course.colab: the one place that names the repository
 MAX_BYTES = 3_000_000
 
 
@@ -73,6 +75,7 @@ def test_setup_cell_installs_only_in_colab(rel):
     assert [m for m, _ in magics] == ["pip"], f"{rel}: expected one %pip in Colab, got {magics}"
     line = magics[0][1]
     assert "saattn-edu" in line and "torch" not in line, f"{rel}: installs {line!r} (Colab keeps its own torch)"
+    assert "%" + " ".join(magics[0]) == colab.PIP_LINE, f"{rel}: installs {line!r}, not {colab.PIP_LINE!r}"
     assert widgets == [True], f"{rel}: Colab's custom widget manager is not enabled"
 
 

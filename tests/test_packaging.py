@@ -2,8 +2,12 @@
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest's own dependency tomli reads TOML the same way
+    import tomli as tomllib
 
 from packaging.requirements import Requirement
 

@@ -1,7 +1,8 @@
 """`explorer()`: one ipywidgets panel to play with every pattern's knobs and see the cost change.
 
-Core ipywidgets only (they render in JupyterLab, Colab and VS Code); figures are matplotlib images shown in
-Output widgets (plotly's FigureWidget would need anywidget). The panel exposes `controls`, `state`, `figures`
+Core ipywidgets only (they render in JupyterLab, Notebook 7, Colab and VS Code); figures are matplotlib figures
+rendered to PNG by the panel itself and shown in Output widgets, so they appear whatever matplotlib backend the
+kernel runs (Agg included); plotly's FigureWidget would need anywidget. The panel exposes `controls`, `state`, `figures`
 and `timings`, so tests and notebooks can drive it without a browser.
 """
 from __future__ import annotations
@@ -194,7 +195,22 @@ def _show(out, obj) -> None:
 
     out.clear_output(wait=True)
     with out:
-        display(obj)
+        display(as_image(obj))
+
+
+def as_image(obj):
+    """A matplotlib figure as a PNG image (drawn here, not by the kernel's backend); anything else as it is."""
+    from matplotlib.figure import Figure
+
+    if not isinstance(obj, Figure):
+        return obj
+    import io
+
+    from IPython.display import Image
+
+    buf = io.BytesIO()
+    obj.savefig(buf, format="png", bbox_inches="tight", facecolor="white")
+    return Image(data=buf.getvalue(), format="png")
 
 
 def explorer() -> Explorer:

@@ -1,10 +1,12 @@
-"""A real JupyterLab on 127.0.0.1 and a headless Chromium driven by Playwright (RECIPES.md's recipe).
+"""A real Jupyter server (JupyterLab and Notebook 7) on 127.0.0.1 and a headless Chromium driven by Playwright.
 
 The server serves a temporary copy of the course, so running every cell never touches the committed notebooks.
 Skips (with the reason) where Chromium or Playwright is missing; `.ci/run` installs Chromium so CI runs it.
 """
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import secrets
 import shutil
@@ -25,6 +27,8 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 ]
 COURSE_DIRS = ("notebooks", "solutions", "exercises", "benchmarks")
+HAS_NOTEBOOK7 = importlib.util.find_spec("notebook") is not None\
+    and importlib.util.find_spec("notebook.app") is not None
 
 
 def _free_port() -> int:
@@ -44,19 +48,33 @@ def _wait_for(url: str, timeout: float = 90.0) -> None:
     raise RuntimeError(f"JupyterLab did not answer at {url} within {timeout:.0f} s")
 
 
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory):
-    """(base_url, token, served_root) of a JupyterLab serving a copy of the course."""
+def _start_server(tmp_path_factory, name: str, env_overrides: dict):
+    """Start a Jupyter server (JupyterLab, and Notebook 7 where installed) on a copy of the course.
+
+    Its kernels see the server's environment as it is: the course's kernel spec (which pins the inline backend)
+    is shadowed by a bare one, so MPLBACKEND from the caller's shell (or from `env_overrides`) reaches them.
+    """
     if CHROMIUM is None:
         pytest.skip("Chromium not found (apt-get install chromium); the browser tests need it")
     pytest.importorskip("playwright", reason="playwright is not installed")
-    served = tmp_path_factory.mktemp("course")
-    for name in COURSE_DIRS:
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, served / name, ignore=shutil.ignore_patterns("__pycache__", "out"))
-    home = tmp_path_factory.mktemp("home")  # Jupyter and matplotlib write nothing outside
+    served = tmp_path_factory.mktemp(f"course-{name}")
+    for d in COURSE_DIRS:
+        if (ROOT / d).is_dir():
+            shutil.copytree(ROOT / d, served / d, ignore=shutil.ignore_patterns("__pycache__", "out"))
+    home = tmp_path_factory.mktemp(f"home-{name}")  # Jupyter and matplotlib write nothing outside
+    spec = home / "share" / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (ipykernel)", "language": "python"}))
     token, port = secrets.token_hex(16), _free_port()
-    env = dict(os.environ, HOME=str(home), JUPYTER_RUNTIME_DIR=str(home / "runtime"))
+    config = home / "config"  # Notebook 7's pages on the same server, its app reachable from the page like Lab's
+    config.mkdir()
+    (config / "jupyter_server_config.json").write_text(json.dumps({
+        "ServerApp": {"jpserver_extensions": {"jupyterlab": True, **({"notebook": True} if HAS_NOTEBOOK7 else {})}},
+        "JupyterNotebookApp": {"expose_app_in_browser": True}}))
+    env = dict(os.environ, HOME=str(home), JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTER_CONFIG_DIR=str(config),
+               JUPYTER_PATH=str(home / "share" / "jupyter"), **env_overrides)
     cmd = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
         "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={served}",
@@ -74,6 +92,19 @@ def lab(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """(base_url, token, served_root) of a JupyterLab serving a copy of the course, in the caller's environment
+    (`MPLBACKEND=Agg make test-browser` runs every notebook as a server whose shell sets Agg would)."""
+    yield from _start_server(tmp_path_factory, "lab", {})
+
+
+@pytest.fixture(scope="session")
+def lab_agg(tmp_path_factory):
+    """The same server started with MPLBACKEND=Agg, as on servers, in Docker images and in CI."""
+    yield from _start_server(tmp_path_factory, "agg", {"MPLBACKEND": "Agg"})
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,8 @@
 """Every lesson and solution notebook, run top to bottom in JupyterLab in a real (headless) browser.
 
+The helpers here also drive Notebook 7 (test_notebook7.py) and a server started with MPLBACKEND=Agg
+(test_any_backend.py).
+
 Asserts what nbval cannot see: no error output, every ipywidgets output rendered as a widget (not its text repr),
 every plotly figure drawn, and the explorer redrawing when a slider moves. Saves a screenshot per notebook.
 """
@@ -12,7 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "tests" / "browser" / "screenshots"
-NOTEBOOKS = sorted(p.relative_to(ROOT).as_posix() for d in ("notebooks", "solutions") for p in (ROOT / d).glob("*.ipynb"))
+NOTEBOOKS = sorted(p.relative_to(ROOT).as_posix() for d in ("notebooks", "solutions")
+                   for p in (ROOT / d).glob("*.ipynb"))
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 # Outputs the README shows, shot from the browser: notebook -> (text in the producing cell, file name).
@@ -41,13 +45,14 @@ MODEL_SUMMARY_JS = """() => {
 
 # What the page shows. JupyterLab gives widget and plotly outputs no data-mime-type, so they are found by the
 # classes their renderers add; a widget that failed to render falls back to its text repr ("VBox(children=...").
-DOM_SUMMARY_JS = """(panelSel) => {
+DOM_SUMMARY_JS = r"""(panelSel) => {
   const panel = document.querySelector(panelSel);
   const outs = [...panel.querySelectorAll('.jp-OutputArea-output')];
   const topLevel = o => o.parentElement.closest('.jupyter-widgets') === null;
   const widgetViews = outs.filter(o => topLevel(o) && o.querySelector(':scope > .jupyter-widgets'));
   const textReprs = outs.filter(o => o.getAttribute('data-mime-type') === 'text/plain'
-      && /^(VBox|HBox|Box|Tab|Accordion|Output|IntSlider|FloatSlider|Dropdown|Button|interactive)\(/.test(o.innerText.trim()));
+      && /^(VBox|HBox|Box|Tab|Accordion|Output|IntSlider|FloatSlider|Dropdown|Button|interactive)\(/
+          .test(o.innerText.trim()));
   const plots = outs.filter(o => o.classList.contains('jp-RenderedPlotly'));
   return {
     widgets: widgetViews.length,
@@ -56,13 +61,18 @@ DOM_SUMMARY_JS = """(panelSel) => {
     plotly: plots.length,
     plotlyRendered: plots.filter(o => o.querySelector('.main-svg')).length,
     figureReprs: outs.filter(o => /^<Figure size/.test(o.innerText.trim())).length,
+    images: outs.filter(o => o.querySelector('img[src^="data:image/png"]')).length,
   };
 }"""
 
 
-def open_notebook(page, lab, rel: str) -> None:
+# Where each front end opens a notebook: JupyterLab's workspace, or Notebook 7's one-document page.
+UI_PATHS = {"lab": "/lab/tree/{rel}?reset&token={token}", "notebook": "/notebooks/{rel}?token={token}"}
+
+
+def open_notebook(page, lab, rel: str, ui: str = "lab") -> None:
     base, token, _ = lab
-    page.goto(f"{base}/lab/tree/{rel}?reset&token={token}", wait_until="domcontentloaded")
+    page.goto(base + UI_PATHS[ui].format(rel=rel, token=token), wait_until="domcontentloaded")
     page.wait_for_selector(f"{PANEL} .jp-Notebook", timeout=90_000)
     page.wait_for_function("() => window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel"
                            "?.status === 'idle'", timeout=90_000)
@@ -91,25 +101,31 @@ def dom_summary(page, expect_plotly: int, timeout_s: float = 30.0) -> dict:
         page.wait_for_timeout(500)
 
 
-@pytest.mark.browser
-@pytest.mark.parametrize("rel", NOTEBOOKS)
-def test_notebook_runs_and_renders_in_jupyterlab(lab, page, rel):
-    open_notebook(page, lab, rel)
+def run_and_check(page, lab, rel: str, ui: str = "lab", shot: str | None = None) -> dict:
+    """Open `rel` in the front end `ui`, run every cell, and check what the page shows; returns the page summary."""
+    open_notebook(page, lab, rel, ui)
     model = run_all(page)
     assert model["errors"] == [], f"{rel}: error outputs: {model['errors']}"
     assert model["unexecuted"] == 0, f"{rel}: {model['unexecuted']} code cells did not run"
     dom = dom_summary(page, expect_plotly=model["plotly"])
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / (rel.replace("/", "__") + ".png")))
-    if rel in README_SHOTS:
-        text, name = README_SHOTS[rel]
-        cell = page.locator(f"{PANEL} .jp-CodeCell", has_text=text).first
-        cell.locator(".jp-OutputArea-output").first.screenshot(path=str(SCREENSHOTS / name))
+    page.screenshot(path=str(SCREENSHOTS / (shot or rel.replace("/", "__") + ".png")))
     assert dom["widgetErrors"] == dom["widgetTextReprs"] == 0, f"{rel}: widgets shown as text or errors: {dom}"
     assert dom["widgets"] == model["widgets"], f"{rel}: {model['widgets']} widget outputs, {dom['widgets']} drawn"
     # widgets may hold plotly figures of their own, so the page can show more figures than the cells' outputs
     assert dom["plotlyRendered"] == dom["plotly"] >= model["plotly"], f"{rel}: plotly figures not drawn: {dom}"
     assert dom["figureReprs"] == 0, f"{rel}: matplotlib figures shown as text: {dom}"
+    return dom
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("rel", NOTEBOOKS)
+def test_notebook_runs_and_renders_in_jupyterlab(lab, page, rel):
+    run_and_check(page, lab, rel)
+    if rel in README_SHOTS:
+        text, name = README_SHOTS[rel]
+        cell = page.locator(f"{PANEL} .jp-CodeCell", has_text=text).first
+        cell.locator(".jp-OutputArea-output").first.screenshot(path=str(SCREENSHOTS / name))
 
 
 EXPLORER_JS = """(panelSel) => {
@@ -124,22 +140,33 @@ EXPLORER_JS = """(panelSel) => {
 
 @pytest.mark.browser
 def test_explorer_redraws_when_a_slider_moves(lab, page):
-    rel = "notebooks/01_patterns_gallery.ipynb"
-    open_notebook(page, lab, rel)
+    open_notebook(page, lab, EXPLORER_LESSON)
     assert run_all(page)["errors"] == []
-    before = page.evaluate(EXPLORER_JS, PANEL)
-    assert before is not None and before["images"], "the explorer panel (sliders + dropdown + figures) is not on the page"
-    slider = page.locator(f"{PANEL} .widget-slider", has=page.locator(".widget-label", has_text="window")).first
-    slider.scroll_into_view_if_needed()
-    slider.locator(".noUi-handle").first.focus()
-    for _ in range(8):  # noUiSlider moves one step per key press
-        page.keyboard.press("ArrowRight")
-    after = _settled_explorer(page)  # every key press redraws: wait until the last redraw has landed
-    assert all(a != b for a, b in zip(after["images"], before["images"])), "the explorer's figures did not change"
-    assert after["text"] != before["text"], "the explorer's numbers did not change with the window"
-    slider.screenshot(path=str(SCREENSHOTS / "explorer_slider.png"))
+    move_the_explorer(page)
     page.locator(f"{PANEL} .jp-OutputArea-output > .jupyter-widgets").first.screenshot(
         path=str(SCREENSHOTS / "explorer.png"))
+
+
+EXPLORER_LESSON = "notebooks/01_patterns_gallery.ipynb"
+
+
+def move_the_explorer(page, shot: str = "explorer_slider.png") -> None:
+    """Move the explorer's window slider (after its lesson ran) and check that its pictures and numbers change."""
+    before = page.evaluate(EXPLORER_JS, PANEL)
+    assert before is not None and before["images"], "the explorer panel (sliders, dropdown, figures) is not on the page"
+    slider = page.locator(f"{PANEL} .widget-slider", has=page.locator(".widget-label", has_text="window")).first
+    slider.scroll_into_view_if_needed()
+    box = slider.locator(".noUi-handle").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)  # drag the handle as a learner would (Notebook 7 keeps arrow keys for its own shortcuts)
+    page.mouse.down()
+    page.mouse.move(x + 30, y, steps=5)
+    page.mouse.up()
+    after = _settled_explorer(page)  # the release redraws: wait until the redraw has landed
+    changed = [a != b for a, b in zip(after["images"], before["images"])]
+    assert changed and all(changed), f"the explorer's figures did not change: {before} -> {after}"
+    assert after["text"] != before["text"], "the explorer's numbers did not change with the window"
+    slider.screenshot(path=str(SCREENSHOTS / shot))
 
 
 def _settled_explorer(page, timeout_s: float = 60.0) -> dict:
