@@ -253,6 +253,28 @@ cache keeps every distance below `S + W`. The price is that no single full-seque
 check("ex12.text_q7", q7_text)
 
 # %% [markdown]
+# ## ★ Exercise 8: an int8 cache block
+#
+# Lesson 12 stores keys and values as 8-bit codes with one scale per token: a window already bounds how many
+# tokens the cache holds, and quantization shrinks each one. Write `int8_roundtrip(x)`: `x` is a `(tokens, d)`
+# block of keys; quantize every token (row) symmetrically to int8 codes in [-127, 127] with its own scale, then
+# dequantize, and return the block the cache would give back (same shape and dtype as `x`). The check compares
+# your block with the course's cache format on fresh random blocks, outlier channels and all-zero tokens included.
+
+# %%
+def int8_roundtrip(x):
+    ### BEGIN SOLUTION
+    absmax = np.abs(x).max(axis=-1, keepdims=True)  # (tokens, 1): one scale per token
+    scale = np.where(absmax > 0, absmax / 127, 1).astype(x.dtype)  # an all-zero token keeps scale 1
+    codes = np.clip(np.round(x / scale), -127, 127)  # what an int8 buffer would hold
+    return (codes * scale).astype(x.dtype)
+    ### END SOLUTION
+
+
+# %%
+check("ex12.star_int8_roundtrip", int8_roundtrip)
+
+# %% [markdown]
 # ## Your grade
 #
 # Every check above prints its points. To grade the whole notebook as the course does, from a terminal:

@@ -55,6 +55,30 @@ def value(v):
 
 
 # ---- written-out mutants -----------------------------------------------------------------------------------------
+def _int8_no_scale(x):
+    return np.clip(np.round(x), -127, 127).astype(x.dtype)
+
+
+def _int8_with(x, absmax, top):
+    scale = np.where(absmax > 0, absmax / top, 1).astype(x.dtype)
+    return (np.clip(np.round(x / scale), -top, top) * scale).astype(x.dtype)
+
+
+def _int8_tensor_scale(x):
+    return _int8_with(x, np.abs(x).max(), 127)
+
+
+def _int8_by_128(x):
+    return _int8_with(x, np.abs(x).max(axis=-1, keepdims=True), 128)
+
+
+class _NumpyFloorRound:
+    """numpy, except that round() truncates toward -inf: the codes land one step low half the time."""
+
+    def __getattr__(self, name):
+        return np.floor if name == "round" else getattr(np, name)
+
+
 def _sliding_full_window(n, window, causal=False):
     d = np.arange(n)[:, None] - np.arange(n)[None, :]
     return ((d >= 0) & (d < window)) if causal else np.abs(d) <= window
@@ -774,6 +798,12 @@ MUTANTS.update({
         "c off by one": lambda ns: pre(ns.fixed_csr, c=lambda kw: max(1, kw["c"] - 1) if kw["c"] > 1 else 2),
         "stride off by one": lambda ns: pre(ns.fixed_csr, stride=lambda kw: kw["stride"] + 1),
         "rows in descending order": lambda ns: post(ns.fixed_csr, _csr_rows_reversed),
+    },
+    "ex12.star_int8_roundtrip": {
+        "no scale": lambda ns: _int8_no_scale,
+        "floor instead of round": lambda ns: helper(ns.int8_roundtrip, np=_NumpyFloorRound()),
+        "one scale for the whole block": lambda ns: _int8_tensor_scale,
+        "divides by 128": lambda ns: _int8_by_128,
     },
     "ex13.star_zigzag_positions": {
         "contiguous split": lambda ns: _zigzag_contiguous,

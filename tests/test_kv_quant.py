@@ -103,3 +103,14 @@ def test_quantize_keeps_shapes_and_dtypes():
     assert codes.dtype == torch.int8 and codes.shape == x.shape and scales.shape == (2, 3, 5, 4)
     assert Qz.quantize_roundtrip(x, "int8-g4").dtype == torch.float64
     assert np.isfinite(scales.numpy()).all()
+
+
+def test_exercise_12_star_reference_is_the_library_format():
+    from saattn_edu.grading.exercises.ex12 import _ref_int8_roundtrip
+
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((33, 64)) * rng.uniform(0.1, 5, size=(33, 1))).astype(np.float32)
+    x[3] = 0
+    x[:, 5] *= 40
+    want = Qz.quantize_roundtrip(torch.from_numpy(x), "int8").numpy()
+    np.testing.assert_allclose(_ref_int8_roundtrip(x), want, rtol=1e-6, atol=1e-7)

@@ -14,7 +14,7 @@ from saattn_edu.patterns import random_pattern as _random
 
 from ..compare import ArrayEqual, IntEqual, NumberClose, Verdict, _describe_type
 from ..hints import Diagnosed
-from ..guard import LibraryCall, call_with_timeout, tripwire
+from ..guard import call_with_timeout, failure
 from ..spec import Case, Question
 from .ex01 import forbid_pattern_api
 
@@ -115,30 +115,26 @@ class SeededDraws:
     def __call__(self, expected, got) -> Verdict:
         if not callable(got):
             return Verdict(False, [f"expected your function random_blocks, got a {type(got).__name__}"])
-        with tripwire(forbid_bigbird_api()) as calls:
-            for nb, w, g, r in self.params:
-                kw = dict(nb=nb, window_blocks=w, global_blocks=g, random_blocks=r)
-                tables = []
-                for seed in self.seeds + self.seeds[:1]:
-                    out = call_with_timeout(got, dict(kw, seed=seed), 10.0)
-                    if calls or isinstance(out.error, LibraryCall):
-                        return Verdict(False, ["your function called the library's own solution: write it yourself"])
-                    if isinstance(out.error, NotImplementedError):
-                        return Verdict(False, [], status="not attempted")
-                    if out.error is not None or out.timed_out:
-                        return Verdict(False, [f"random_blocks({kw}, seed={seed}) did not return: "
-                                               f"{out.error or 'timed out'}"])
-                    valid = ValidRandomBlocks()(kw, out.value)
-                    if not valid.ok:
-                        return Verdict(False, [f"random_blocks(**{kw}, seed={seed}): " + valid.lines[0]]
-                                       + valid.lines[1:])
-                    tables.append(np.asarray(out.value))
-                if not np.array_equal(tables[0], tables[-1]):
-                    return Verdict(False, [f"two calls with seed={self.seeds[0]} gave different tables: draw from "
-                                           "an rng made from `seed` (and only from it), so a seed repeats its layout"])
-                if all(np.array_equal(tables[0], t) for t in tables[1:-1]):
-                    return Verdict(False, [f"seeds {', '.join(map(str, self.seeds))} all gave the same table: the "
-                                           "draw ignores the seed or is not random"])
+        for nb, w, g, r in self.params:
+            kw = dict(nb=nb, window_blocks=w, global_blocks=g, random_blocks=r)
+            tables = []
+            for seed in self.seeds + self.seeds[:1]:
+                out = call_with_timeout(got, dict(kw, seed=seed), 10.0, forbid=forbid_bigbird_api())
+                why = failure(out, 10.0, "random_blocks")
+                if why is not None and why.status == "not attempted":
+                    return Verdict(False, [], status="not attempted")
+                if why is not None:
+                    return Verdict(False, [why.line])
+                valid = ValidRandomBlocks()(kw, out.value)
+                if not valid.ok:
+                    return Verdict(False, [f"random_blocks(**{kw}, seed={seed}): " + valid.lines[0]] + valid.lines[1:])
+                tables.append(np.asarray(out.value))
+            if not np.array_equal(tables[0], tables[-1]):
+                return Verdict(False, [f"two calls with seed={self.seeds[0]} gave different tables: draw from "
+                                       "an rng made from `seed` (and only from it), so a seed repeats its layout"])
+            if all(np.array_equal(tables[0], t) for t in tables[1:-1]):
+                return Verdict(False, [f"seeds {', '.join(map(str, self.seeds))} all gave the same table: the "
+                                       "draw ignores the seed or is not random"])
         return Verdict(True)
 
 

@@ -134,6 +134,29 @@ def _bytes_case(kind):
 
 
 # ---- the questions ------------------------------------------------------------------------------------------
+# ---- ★ an int8 cache block ----------------------------------------------------------------------------------------
+def _ref_int8_roundtrip(x):
+    """Symmetric int8 per token (row): scale = max|x| / 127 (1 for an all-zero row), round to nearest, back."""
+    absmax = np.abs(x).max(axis=-1, keepdims=True)
+    scale = np.where(absmax > 0, absmax / 127, 1).astype(x.dtype)
+    return (np.clip(np.round(x / scale), -127, 127) * scale).astype(x.dtype)
+
+
+def _block_case(kind):
+    def make(rng):
+        tokens, d = int(rng.integers(3, 40)), int(rng.choice([16, 32, 64]))
+        x = (rng.standard_normal((tokens, d)) * rng.uniform(0.1, 5.0, size=(tokens, 1))).astype(np.float32)
+        if kind == "outlier":
+            x[:, int(rng.integers(d))] *= 40  # one outlier channel: its token's scale follows it
+        if kind == "zero row":
+            x[int(rng.integers(tokens))] = 0
+        if kind == "float64":
+            x = x.astype(np.float64)
+        return {"x": x}
+
+    return make
+
+
 QUESTIONS = [
     Question(
         "rolling_write", 1,
@@ -208,4 +231,18 @@ QUESTIONS = [
         hint="layers × 2 × kv_heads × head_dim × tokens × bytes, then divide by 2**30 for GiB.",
     ),
     text_question("ex12", 7),
+    Question(
+        "star_int8_roundtrip", 8, answer_name="int8_roundtrip", reference=_ref_int8_roundtrip,
+        compare=Diagnosed(ArrayClose(rtol=1e-6, atol=1e-7), where="the scale, the rounding or the clipping"),
+        forbid=forbid_cache_api,
+        hint="Each token (row) has its own scale; the largest magnitude of a row must land exactly on the largest "
+             "code, and values in between on the nearest code.",
+        cases=(
+            Case("random tokens of different magnitudes", _block_case("plain")),
+            Case("one outlier channel", _block_case("outlier")),
+            Case("an all-zero token", _block_case("zero row"),
+                 hint="an all-zero row has no magnitude to scale by: it must come back as zeros, not NaN"),
+            Case("float64 in, float64 out", _block_case("float64"), hint="the output keeps the input's dtype"),
+        ),
+    ),
 ]
