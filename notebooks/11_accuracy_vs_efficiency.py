@@ -11,7 +11,6 @@
 #     name: python3
 # ---
 
-
 # %% [markdown]
 # # 11 · Accuracy vs efficiency: tiny models trained with each pattern, short and long
 #
