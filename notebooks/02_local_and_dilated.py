@@ -182,6 +182,14 @@ def explore_rf(window=9, dilation=1, layers=3):
 widgets.interact(explore_rf, window=(3, 17, 2), dilation=(1, 6), layers=(1, 5));
 
 # %% [markdown]
+# > **Which implementation this matches.** `SlidingWindow(W, causal=True)` is Mistral's sliding window exactly
+# > (Hugging Face's mask and decode cache: `kv > q - W`, W keys including the query itself), shown by
+# > `tests/test_conformance_hf_windows.py`. Other libraries count windows differently: attention-gym's
+# > `generate_sliding_window(w)` keeps w + 1 keys (`saattn_edu.patterns.conventions.gym_sliding_window(w)`), Hugging Face's
+# > bidirectional `sliding_window=w` is w per side (`hf_sliding_window(w, causal=False)` = `SlidingWindow(2w + 1)`);
+# > attention-gym's dilated window counts tokens where ours counts steps. Every conversion is in `docs/patterns.md`
+# > and tested in `tests/test_conformance_rules.py`.
+#
 # ## Summary
 #
 # - A window of $w$ keys costs $O(n \cdot w)$ pairs; its measured time grows linearly in $n$.

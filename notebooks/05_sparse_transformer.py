@@ -227,6 +227,13 @@ def explore(kind="strided", n=64, l=8, c=1):
 widgets.interact(explore, kind=["strided", "fixed"], n=(16, 128, 8), l=(1, 32), c=(1, 8));
 
 # %% [markdown]
+# > **Which implementation this matches.** `Strided(l)` is OpenAI's Sparse Transformer `local(l) ∪ strided(l)`
+# > (its `get_attn_mask`), and `Fixed(l, c, head=h, summary_patterns=P)` the paper's per-head summary positions
+# > (OpenAI's `num_verts`, DeepSpeed's `num_different_global_patterns`); `Fixed(..., short_last="deepspeed")`
+# > is DeepSpeed's `FixedSparsityConfig` for a short last window. Neither package installs cleanly here, so the
+# > rules are re-derived from their published definitions and the library is tested against them in
+# > `tests/test_conformance_rules.py`.
+#
 # ## Summary
 #
 # - The Sparse Transformer splits causal attention into two heads: strided (previous $l$ keys + every $l$-th key)

@@ -275,6 +275,12 @@ def explore(pattern="Strided(32)", block=128):
 widgets.interact(explore, pattern=list(CHOICES), block=widgets.Dropdown(options=[32, 64, 128, 256], value=128));
 
 # %% [markdown]
+# > **Conventions.** attention-gym's mask_mods count differently from this course: `generate_sliding_window(w)`
+# > keeps w + 1 keys, `generate_dilated_sliding_window(w, d)` counts tokens not steps, `generate_prefix_lm_mask(p)`
+# > is `P.PrefixLM(p)`. The converters in `saattn_edu.patterns.conventions` and `docs/patterns.md` give each one;
+# > `tests/test_conformance_rules.py` and `tests/test_conformance_prefix_lm.py` check them (PrefixLM on every path,
+# > the Triton kernel included).
+#
 # ## Summary
 #
 # - A FlexAttention pattern is a `mask_mod(b, h, q_idx, kv_idx)` written with tensor operations; every pattern of

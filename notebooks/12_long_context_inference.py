@@ -390,6 +390,11 @@ widgets.interact(
 );
 
 # %% [markdown]
+# > **Which implementations these match.** `RollingCache(W)` decodes exactly as Hugging Face's Mistral sliding
+# > window cache does (`tests/test_conformance_hf_windows.py`); `SinkCache(s, W)` is StreamingLLM's
+# > `StartRecentKVCache(start_size=s, recent_size=W - 1)` except that it keeps original positions where StreamingLLM
+# > re-numbers them inside the cache (said above), re-derived and tested in `tests/test_conformance_rules.py`.
+#
 # ## Summary
 #
 # - Quantizing the cache multiplies with the window: int8 with a scale per (token, head) is 1.03 bytes per element
