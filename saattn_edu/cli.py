@@ -98,7 +98,8 @@ def _grade(args) -> int:
     except ValueError as exc:
         print(f"saattn grade: {exc}", file=sys.stderr)
         return 2
-    become_subreaper()  # orphans of a submission whose supervisor was killed come back here, to be killed
+    if args.own_process:  # orphans of a submission whose supervisor was killed come back here, to be killed;
+        become_subreaper()  # never in a caller's process (main(argv) from Python): its own children are not ours
 
     def show(g, skipped):
         print(table(g) + ("  (already graded: skipped; --force grades it again)" if skipped else ""), flush=True)
@@ -181,7 +182,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """The `saattn` command; main([...]) from Python runs a command without touching the caller's processes."""
     args = parser().parse_args(argv)
+    args.own_process = argv is None  # a real command line: this process exists for the command
     return args.run(args)
 
 

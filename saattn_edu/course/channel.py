@@ -95,7 +95,7 @@ class Sandbox:
         _signal_group(self.proc.pid, signal.SIGKILL)  # the session's group: children that stayed in it
         with _LIVE_LOCK:
             _LIVE.discard(self.proc.pid)
-            if is_subreaper():  # orphans of a supervisor that was killed were handed to this process
+            if is_subreaper():  # orphans of a supervisor that was killed were handed to this process (the CLI)
                 kill_descendants(keep=set(_LIVE) | set(_live_descendants()))
 
     # ---- the pipe ---------------------------------------------------------------------------------------------
