@@ -111,12 +111,11 @@ def model(n, W, window, rates, gbps=NVLINK_GBPS) -> dict:
     per_rank_f, per_rank_fb = [], []
     for r in range(W):
         comp_f = flops[r] / fwd_rate  # (W,) seconds of each block
-        comp_fb = comp_f + (3.5 * flops[r] / fb_rate - comp_f)  # forward + backward seconds of each block
+        comp_b = 3.5 * flops[r] / fb_rate - comp_f  # backward seconds of each block
         chains = [[(r - d * s) % W for s in range(1, h + 1)] for d, h in ((+1, plan.forward_hops),
                                                                           (-1, plan.backward_hops)) if h]
         per_rank_f.append(rank_seconds(comp_f, r, chains, comm_f))
-        per_rank_fb.append(rank_seconds(comp_f, r, chains, comm_f)
-                           + rank_seconds(comp_fb - comp_f, r, chains, comm_f, accumulator=comm_b / 2))
+        per_rank_fb.append(per_rank_f[-1] + rank_seconds(comp_b, r, chains, comm_f, accumulator=comm_b / 2))
     total = int(pairs.sum())
     ideal_f, ideal_fb = 4.0 * total * D * H / fwd_rate / W, 14.0 * total * D * H / fb_rate / W
     return {"n": n, "W": W, "pattern": "causal" if window is None else f"causal window {window}",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..patterns.base import check_int
-from .quantized import SCALE_BYTES, parse_format
+from .quantized import bytes_per_vector
 
 DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2, "int8": 1, "fp8": 1}
 
@@ -37,10 +37,7 @@ def kv_cache_bytes(layers: int, kv_heads: int, head_dim: int, tokens: int, dtype
     vectors = layers * 2 * kv_heads * tokens * batch  # one (token, head) vector of K or V each
     if quant is None:
         return vectors * head_dim * dtype_bytes(dtype)
-    kind, group = parse_format(quant, head_dim)
-    if kind in ("bf16", "fp16"):
-        return vectors * head_dim * 2
-    return vectors * (head_dim + SCALE_BYTES * (head_dim // group))  # 1-byte codes + float32 scales
+    return vectors * bytes_per_vector(quant, head_dim)
 
 
 def cached_tokens(kind: str, context: int, window: int | None = None, num_sinks: int = 0) -> int:

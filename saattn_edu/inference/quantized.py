@@ -123,11 +123,16 @@ def make_buffer(shape: tuple, dtype, quant: str | None):
     return QuantizedBuffer(shape, quant, dtype)
 
 
+def bytes_per_vector(quant: str, head_dim: int) -> int:
+    """Bytes of one (token, head) vector of K or V in format `quant`: codes plus float32 scales."""
+    kind, group = parse_format(quant, head_dim)
+    if kind in _HALF:
+        return 2 * head_dim
+    return head_dim + SCALE_BYTES * (head_dim // group)  # 1-byte codes + float32 scales
+
+
 def bytes_per_element(quant: str | None, head_dim: int, dtype_bytes: int = 2) -> float:
     """Average bytes per cached K or V element, scales included (quant=None: the plain dtype's bytes)."""
     if quant is None:
         return float(dtype_bytes)
-    kind, group = parse_format(quant, head_dim)
-    if kind in _HALF:
-        return 2.0
-    return 1.0 + SCALE_BYTES / group
+    return bytes_per_vector(quant, head_dim) / head_dim
