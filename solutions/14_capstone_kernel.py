@@ -590,9 +590,15 @@ class FlashAttention(torch.autograd.Function):
 
 
 def flash_attention(q, k, v, pattern, scale=None):
-    """Your block-sparse attention of q (B, H, n, D), k, v (B, H_kv, n, D) under `pattern`, differentiable."""
+    """Your block-sparse attention of q (B, H, n, D), k, v (B, H_kv, n, D) under `pattern`, differentiable.
+
+    A causal `P.Strided` goes through exercise 7 ★ (tokens grouped by residue).
+    """
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    return FlashAttention.apply(q.contiguous(), k.contiguous(), v.contiguous(), pattern, scale)
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    if isinstance(pattern, P.Strided) and pattern.causal:
+        return StridedFlashAttention.apply(q, k, v, pattern.stride, scale)
+    return FlashAttention.apply(q, k, v, pattern, scale)
 
 
 def capstone_grads(q, k, v, do, pattern):
@@ -619,7 +625,100 @@ else:
 
 # %%
 if HAS_TRITON:
-    check("ex14.gqa", capstone_grads, timeout=120)
+    check("ex14.star_gqa", capstone_grads, timeout=120)
+else:
+    print("skipped: Triton is not installed here")
+
+# %% [markdown]
+# ## Exercise 7 ★: Sparse Transformer's strided pattern, by residue
+#
+# `P.Strided(l)` lets query `i` see the band `i − l < j ≤ i` and every `l`-th earlier key, `j = i − l, i − 2l, …`.
+# In token order each key tile holds one of those keys, so **every** tile of the causal triangle is active and your
+# kernel pays the dense causal price (Flex too). Group tokens by residue `r = t mod l` and number them by position
+# `a = t // l`: the strided pairs of residue `r` become *every strictly earlier position* `b < a`, a small dense
+# causal triangle of `⌈n / l⌉` positions per residue. So the pattern splits into two passes that share no pair:
+#
+# 1. **by residue**: `to_residues` turns `(B, H, n, D)` into `(B, l·H, ⌈n/l⌉, D)` (residue-major heads, so grouped
+#    kv heads still sit at `z // GROUP`), and `EarlierPositions()` is the pattern `b < a`;
+# 2. **in token order**: the band `0 ≤ i − j < l`, i.e. `P.SlidingWindow(l, causal=True)`.
+#
+# Each pass gives its own `(o, lse)` over a part of the keys. One softmax over both parts is the merge of lesson 13:
+# weight each output by its share of the total mass, `2^lse`, and add the masses. The backward needs no new kernel:
+# the gradient of one softmax, restricted to the pairs of a pass, is your `run_dkdv` / `run_dq` on that pass with the
+# **final** `lse` and `delta`, and the two passes' gradients add up. Write `StridedFlashAttention` with the given
+# `to_residues` / `from_residues` (padding past `n` is never seen: a padded key sits after every real query of its
+# residue); `flash_attention` already sends causal `P.Strided` patterns to it. The check runs `capstone_grads` on `P.Strided(l)` with `l` of
+# 8–16 and `n` not a multiple of `l` (graded in the ★ column). On a GPU, race it: `race(flash_attention,
+# patterns=["strided_l256"])`.
+
+# %%
+class EarlierPositions(P.Pattern):
+    """Every strictly earlier position, b < a: the strided pairs once tokens are grouped by residue."""
+
+    def allowed(self, i, j, n):
+        return j < i
+
+
+def to_residues(x, l: int, fill=0.0):
+    """(B, H, n, ...) in token order -> (B, l·H, ceil(n / l), ...) by residue, padded past n with `fill`."""
+    B, H, n = x.shape[:3]
+    a = -(-n // l)
+    padded = torch.full((B, H, a * l, *x.shape[3:]), fill, dtype=x.dtype, device=x.device)
+    padded[:, :, :n] = x
+    y = padded.view(B, H, a, l, *x.shape[3:]).transpose(2, 3).transpose(1, 2)  # (B, l, H, a, ...)
+    return y.reshape(B, l * H, a, *x.shape[3:])
+
+
+def from_residues(y, l: int, n: int):
+    """The inverse of to_residues: (B, l·H, a, ...) -> (B, H, n, ...) in token order."""
+    B, a = y.shape[0], y.shape[2]
+    H = y.shape[1] // l
+    x = y.view(B, l, H, a, *y.shape[3:]).transpose(1, 2).transpose(2, 3)  # (B, H, a, l, ...)
+    return x.reshape(B, H, a * l, *y.shape[3:])[:, :, :n]
+
+
+class StridedFlashAttention(torch.autograd.Function):
+    """Causal P.Strided(l): a pass by residue and a band pass in token order, merged into one softmax."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, l, scale):
+        ### BEGIN SOLUTION: both passes' (o, lse); merge by their masses 2^lse; save what the backward needs
+        B, H, n, D = q.shape
+        o_r, lse_r = run_forward(to_residues(q, l), to_residues(k, l), to_residues(v, l), EarlierPositions(), scale)
+        o_r = from_residues(o_r, l, n)
+        lse_r = from_residues(lse_r.view(B, l * H, -1), l, n).reshape(B * H, n)
+        o_b, lse_b = run_forward(q, k, v, P.SlidingWindow(l, causal=True), scale)  # every row sees itself
+        share = torch.sigmoid((lse_r - lse_b) * math.log(2.0))  # 2^lse_r / (2^lse_r + 2^lse_b); 0 where lse_r = -inf
+        o = torch.lerp(o_b, o_r, share.view(B, H, n, 1).to(o_b.dtype))
+        lse = lse_b + torch.log2(1.0 + torch.exp2(lse_r - lse_b))
+        ctx.save_for_backward(q, k, v, o, lse)
+        ctx.l, ctx.scale = l, scale
+        return o
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, do):
+        ### BEGIN SOLUTION: final delta; each pass's backward with the final lse and delta; add the gradients
+        q, k, v, o, lse = ctx.saved_tensors
+        l, scale = ctx.l, ctx.scale
+        B, H, n, D = q.shape
+        do = do.contiguous()
+        delta = run_delta(o, do)
+        dk, dv = run_dkdv(q, k, v, do, lse, delta, P.SlidingWindow(l, causal=True), scale)
+        dq = run_dq(q, k, v, do, lse, delta, P.SlidingWindow(l, causal=True), scale)
+        qr, kr, vr, dor = (to_residues(x, l) for x in (q, k, v, do))
+        lse_r = to_residues(lse.view(B, H, n), l, fill=math.inf).reshape(B * l * H, -1)  # +inf: padded rows see 0
+        delta_r = to_residues(delta.view(B, H, n), l).reshape(B * l * H, -1)
+        dk_r, dv_r = run_dkdv(qr, kr, vr, dor, lse_r, delta_r, EarlierPositions(), scale)
+        dq_r = run_dq(qr, kr, vr, dor, lse_r, delta_r, EarlierPositions(), scale)
+        return (dq + from_residues(dq_r, l, n), dk + from_residues(dk_r, l, n), dv + from_residues(dv_r, l, n),
+                None, None)
+        ### END SOLUTION
+
+
+# %%
+if HAS_TRITON:
+    check("ex14.star_strided", capstone_grads, timeout=180)
 else:
     print("skipped: Triton is not installed here")
 

@@ -60,7 +60,7 @@ def _run(jobs: list) -> list:
     return json.loads(line[len("RESULT"):])
 
 
-ALL = ["forward", "delta", "dkdv", "dq", "autograd", "gqa"]
+ALL = ["forward", "delta", "dkdv", "dq", "autograd", "star_gqa", "star_strided"]
 
 #: Plausible wrong kernels: (what, (cell marker, old source, new source), questions that must lose points, a word
 #: the report must contain (the symptom's hint), or "").
@@ -92,14 +92,24 @@ MUTANTS = [
     ("autograd returns dk and dv swapped", ("class FlashAttention", "return dq, dk, dv, None, None",
                                             "return dq, dv, dk, None, None"), ["autograd"], "swapped"),
     ("GQA: dK/dV from the first query head only", ("def dkdv_kernel", "for g in range(GROUP):", "for g in range(1):"),
-     ["gqa"], ""),
+     ["star_gqa"], ""),
+    ("strided ★: outputs averaged, not weighted by their mass",
+     ("class StridedFlashAttention", "torch.lerp(o_b, o_r, share.view(B, H, n, 1)",
+      "torch.lerp(o_b, o_r, 0.5 + 0 * share.view(B, H, n, 1)"), ["star_strided"], ""),
+    ("strided ★: the residue pass's dK/dV never added",
+     ("class StridedFlashAttention", "dk + from_residues(dk_r, l, n)", "dk"), ["star_strided"], ""),
+    ("strided ★: the band also holds key i - l (counted twice)",
+     ("class StridedFlashAttention", "P.SlidingWindow(l, causal=True), scale)  # every",
+      "P.SlidingWindow(l + 1, causal=True), scale)  # every"), ["star_strided"], ""),
+    ("strided ★: the residue pass sees its own position (the diagonal twice)",
+     ("class EarlierPositions", "return j < i", "return j <= i"), ["star_strided"], ""),
 ]
 
 
 def test_questions_points_and_fresh_inputs():
     qs = questions("ex14")
     assert list(qs) == ALL
-    assert [q.max_points for q in qs.values()] == [4, 2, 4, 4, 2, 1]
+    assert [q.max_points for q in qs.values()] == [4, 2, 4, 4, 2, 1, 1]
     assert {q.lookup_name for q in qs.values()} == {"capstone_forward", "capstone_delta", "capstone_dkdv",
                                                     "capstone_dq", "capstone_grads"}
     a = ex14._bwd_case("empty rows")(np.random.default_rng(1))
@@ -166,9 +176,10 @@ def test_every_mutant_loses_points_on_more_seeds():
 def test_exercise_is_built_with_every_kernel_a_stub():
     nb = nbformat.read(ROOT / "exercises" / NAME, as_version=4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    assert code.count('raise NotImplementedError("Exercise') == 9
+    assert code.count('raise NotImplementedError("Exercise') == 11
     for name in ("def fwd_tiles", "def fwd_kernel", "def delta_kernel", "def dkdv_tiles", "def dkdv_kernel",
-                 "def dq_tiles", "def dq_kernel", "class FlashAttention", "def run_forward", "def plan_for"):
+                 "def dq_tiles", "def dq_kernel", "class FlashAttention", "def run_forward", "def plan_for",
+                 "class StridedFlashAttention", "def to_residues", "class EarlierPositions"):
         assert name in code
     assert "tl.math.exp2" not in code and "tl.dot" not in code  # no kernel code is given away
     assert not any("raises-exception" in c.metadata.get("tags", []) for c in nb.cells)

@@ -237,6 +237,13 @@ def _bwd_case(kind, with_stats=True, heads=(1, 1)):
     return make
 
 
+def _strided_case(rng):
+    """Causal P.Strided(l), l of 8-16, n odd (never a multiple of l): two heads, larger logits."""
+    n, l = int(rng.integers(70, 120)) | 1, int(rng.choice([8, 12, 16]))
+    q, k, v, do = _arr(rng, 1, 2, n, D, scale=2.0), _arr(rng, 1, 2, n, D), _arr(rng, 1, 2, n, D), _arr(rng, 1, 2, n, D)
+    return {"q": q, "k": k, "v": v, "do": do, "pattern": P.Strided(l)}
+
+
 def _delta_case(shape):
     def make(rng):
         return {"o": _arr(rng, *shape), "do": _arr(rng, *shape)}
@@ -258,7 +265,7 @@ _BWD_HINT = ("recompute p = exp2(qk · qk_scale - lse) (0 where the bits are 0 o
 
 
 ANSWERS = {"forward": "capstone_forward", "delta": "capstone_delta", "dkdv": "capstone_dkdv", "dq": "capstone_dq",
-           "autograd": "capstone_grads", "gqa": "capstone_grads"}  # the notebook's wrappers the grader calls
+           "autograd": "capstone_grads", "star_gqa": "capstone_grads", "star_strided": "capstone_grads"}  # the notebook's wrappers the grader calls
 
 
 def _q(name, number, reference, cases, hint, rtol=2e-4, atol=2e-5):
@@ -285,7 +292,11 @@ QUESTIONS = [
         Case("o, dq, dk, dv through autograd: fully masked rows", _bwd_case("empty rows", with_stats=False)),
     ), "forward: run_forward, ctx.save_for_backward(q, k, v, o, lse); backward: run_delta, run_dkdv, run_dq; return "
        "dq, dk, dv, None, None (one per forward input)"),
-    _q("gqa", 6, ref_grads, (
+    _q("star_gqa", 6, ref_grads, (
         Case("★ GQA, H = 4 query heads on H_kv = 2: o, dq, dk, dv", _bwd_case("empty rows", False, (4, 2))),
     ), "kv head z // GROUP in the forward and dQ; dK/dV of kv head zk sum over query heads zk·GROUP + g"),
+    _q("star_strided", 7, ref_grads, (
+        Case("★ strided by residue: P.Strided(l), l of 8-16, n not a multiple of l: o, dq, dk, dv", _strided_case),
+    ), "each pass covers part of every row's keys: the merged output weights each pass by its share of the mass "
+       "(2^lse), and each pass's backward needs the final lse and delta, not its own"),
 ]
