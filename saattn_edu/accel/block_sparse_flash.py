@@ -19,6 +19,7 @@ from .block_plan import BlockPlan, cached_plan, pattern_rule
 # The kernels' module goes first: without a GPU it sets TRITON_INTERPRET=1 before triton loads.
 from .block_sparse_kernels import _bwd_kernel, _delta_kernel, _fwd_kernel, triton
 from .block_sparse_kernels import _fwd_tiles  # noqa: F401  (lesson 08 prints bsf._fwd_kernel and bsf._fwd_tiles)
+from . import block_sparse_hopper as hopper  # noqa: E402  (after the kernels' module: TRITON_INTERPRET first)
 
 LOG2E = 1.4426950408889634  # scores in log2 units: exp(x) = exp2(x * log2 e)
 
@@ -48,6 +49,9 @@ CONFIGS = {
     64: {"fwd": (64, 64, 4, 3), "fwd_permuted": (64, 64, 4, 3), "fwd_long": (128, 64, 4, 3), "bwd": (64, 64, 4, 2)},
 }
 LONG_ROW = 3072  # active keys per query tile (48 tiles of 64)
+#: Tiles of the descriptor (TMA) kernels of block_sparse_hopper.py on sm_90, for single plain-order passes
+#: (`benchmarks/hopper_kernels.py` measured them; NOTES.md). None: that kernel keeps the pointer version.
+HOPPER_CONFIGS = {"fwd": None, "fwd_long": None, "bwd": None}
 
 
 def interpreted() -> bool:
@@ -95,6 +99,8 @@ def _strides(*tensors) -> tuple:
 def _forward(q, k, v, passes, scale):
     """Run the passes in order (later ones continue the softmax of earlier ones); returns o, lse (log2 units)."""
     B, H, n, D = q.shape
+    if len(passes) == 1 and HOPPER_CONFIGS["fwd"] and hopper.use_descriptors(q, passes[0].tok_stride) and D == 128:
+        return _forward_hopper(q, k, v, passes[0], scale)
     o = torch.empty_like(q)
     lse = torch.empty(B, H, n, dtype=torch.float32, device=q.device)
     for i, ps in enumerate(passes):
@@ -118,9 +124,23 @@ def _forward(q, k, v, passes, scale):
     return o, lse
 
 
+def _forward_hopper(q, k, v, ps, scale):
+    """One plain-order pass through the descriptor kernel, long rows with their own tiles (as in _forward)."""
+    cfg = HOPPER_CONFIGS["fwd"]
+    plan = ps.plan(cfg[0], cfg[1], q.device)
+    if plan.n_active * cfg[1] > LONG_ROW * plan.rows.order.numel() and HOPPER_CONFIGS["fwd_long"]:
+        cfg = HOPPER_CONFIGS["fwd_long"]
+        plan = ps.plan(cfg[0], cfg[1], q.device)
+    return hopper.forward_tma(q, k, v, plan, scale, cfg)
+
+
 def _backward(q, k, v, o, lse, do, passes, scale):
     """dq, dk, dv: every pass uses the final lse and delta = rowsum(o * do); later passes add to earlier ones."""
     B, H, n, D = q.shape
+    if len(passes) == 1 and HOPPER_CONFIGS["bwd"] and hopper.use_descriptors(q, passes[0].tok_stride) and D == 128:
+        cfg = HOPPER_CONFIGS["bwd"]
+        plan = passes[0].plan(cfg[0], cfg[1], q.device)
+        return hopper.backward_tma(q, k, v, o, lse, do, plan, plan, scale, cfg)
     h_kv = k.shape[1]
     delta = torch.empty(B, H, n, dtype=torch.float32, device=q.device)
     _delta_kernel[(triton.cdiv(B * H * n, 64),)](o, do, delta, B * H * n, HEAD_DIM=D, BLOCK_R=64)
