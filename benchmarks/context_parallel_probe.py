@@ -53,16 +53,16 @@ def _rank(rank, world, n, backend, init_file, out_file):
         q, k, v, do = (torch.randn(B, H, n, D, device="cuda", dtype=torch.bfloat16, generator=g) for _ in range(4))
         with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
             ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-        qs, ks, vs = (x.clone().requires_grad_() for x in (q, k, v))
         ref_local = ref.clone()
 
-        def step(backward: bool):
-            with context_parallel(mesh, buffers=[qs, ks, vs, ref_local], buffer_seq_dims=[2, 2, 2, 2]):
+        def step(backward: bool):  # the buffers are sharded in place inside the context, restored after it
+            with context_parallel(mesh, buffers=[q, k, v, ref_local], buffer_seq_dims=[2, 2, 2, 2]):
+                ql, kl, vl = (x.detach().requires_grad_(backward) for x in (q, k, v))
                 with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION]):
-                    o = torch.nn.functional.scaled_dot_product_attention(qs, ks, vs, is_causal=True)
+                    o = torch.nn.functional.scaled_dot_product_attention(ql, kl, vl, is_causal=True)
                 if backward:
                     o.backward(torch.ones_like(o))
-                return o, ref_local.clone()
+                return o.detach(), ref_local.clone()
 
         o, ref_shard = step(False)
         row["rel_err_vs_single_device"] = float((o.float() - ref_shard.float()).norm() / ref_shard.float().norm())

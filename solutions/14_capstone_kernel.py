@@ -663,10 +663,10 @@ def to_residues(x, l: int, fill=0.0):
     """(B, H, n, ...) in token order -> (B, l·H, ceil(n / l), ...) by residue, padded past n with `fill`."""
     B, H, n = x.shape[:3]
     a = -(-n // l)
-    padded = torch.full((B, H, a * l, *x.shape[3:]), fill, dtype=x.dtype, device=x.device)
-    padded[:, :, :n] = x
-    y = padded.view(B, H, a, l, *x.shape[3:]).transpose(2, 3).transpose(1, 2)  # (B, l, H, a, ...)
-    return y.reshape(B, l * H, a, *x.shape[3:])
+    if a * l != n:  # pad to whole rounds of l tokens
+        x = torch.cat([x, x.new_full((B, H, a * l - n, *x.shape[3:]), fill)], 2)
+    y = x.contiguous().view(B, H, a, l, *x.shape[3:]).transpose(2, 3).transpose(1, 2)  # (B, l, H, a, ...)
+    return y.reshape(B, l * H, a, *x.shape[3:])  # one copy
 
 
 def from_residues(y, l: int, n: int):

@@ -51,7 +51,7 @@ CONFIGS = {
 LONG_ROW = 3072  # active keys per query tile (48 tiles of 64)
 #: Tiles of the descriptor (TMA) kernels of block_sparse_hopper.py on sm_90, for single plain-order passes
 #: (`benchmarks/hopper_kernels.py` measured them; NOTES.md). None: that kernel keeps the pointer version.
-HOPPER_CONFIGS = {"fwd": None, "fwd_long": None, "bwd": None}
+HOPPER_CONFIGS = {"fwd": (64, 32, 4, 3), "fwd_long": (128, 128, 8, 3), "bwd": (64, 64, 64, 64, 4, 2)}
 
 
 def interpreted() -> bool:
