@@ -321,6 +321,11 @@ def plot(result, path: Path, cost: str = "step_time_s"):
     for i, task in enumerate(tasks):
         for j, n in enumerate(lengths):
             ax, rows = axes[i, j], [s for s in summary if s["task"] == task and s["n"] == n]
+            if not rows:  # a (task, n) not run: say so (a log axis with no data cannot be drawn)
+                ax.text(0.5, 0.5, f"{task}, n={n}: not run", ha="center", va="center", color="grey",
+                        transform=ax.transAxes)
+                ax.axis("off")
+                continue
             pts = [(s[cost], s["accuracy_mean"]) for s in rows]
             for s, (x, y) in zip(rows, pts):
                 ax.errorbar(x, y, yerr=[[y - s["accuracy_min"]], [s["accuracy_max"] - y]], fmt="o", capsize=2,
@@ -329,8 +334,14 @@ def plot(result, path: Path, cost: str = "step_time_s"):
             ax.plot([pts[k][0] for k in front], [pts[k][1] for k in front], "k--", lw=1)
             ax.axhline(CHANCE[task], color="grey", ls=":", lw=0.8)
             ax.set(xscale="log", ylim=(0, 1.05), title=f"{task}, n={n}")
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # decades only: no overlapping labels
-            ax.set_xlabel({"step_time_s": "training step (s)"}.get(cost, cost.replace("_", " ")), fontsize=8)
+            # ticks at 1, 2, 5 × 10^k, labelled: a panel's costs often span less than a decade
+            ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+                lambda v, _: f"{v:g}" if cost == "step_time_s" else f"{v / 1e9:g} G"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.tick_params(axis="x", labelsize=7)
+            ax.set_xlabel({"step_time_s": "training step (s)", "attention_flops": "attention FLOPs / sequence"}
+                          .get(cost, cost.replace("_", " ")), fontsize=8)
     handles = {lab: h for ax in axes.flat for h, lab in zip(*ax.get_legend_handles_labels())}
     fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=4, fontsize=8)
     fig.tight_layout(rect=(0, 0.12 if len(tasks) < 3 else 0.07, 1, 1))

@@ -218,8 +218,9 @@ for label, layers, backend in (("dense (SDPA)", [P.Dense()] * 3, "auto"),
 # models), at the **bottom**, in the **middle**, on **top**, or **one in every four** (8-layer GPU models only). Every pattern keeps its size in
 # tokens (a window of 64 on CPU, 256 on the GPU; blocks of 32 / 64), so a longer sequence means a sparser layer.
 # It records held-out accuracy (mean and min–max over seeds), the median training-step time, attention FLOPs
-# per sequence, and peak memory. Its results are committed as JSON; this cell reads all of them (the CPU run
-# now; the H200 runs, when their files are added, with no change here — see `benchmarks/NOTES.md`).
+# per sequence, and peak memory. Its results are committed as JSON; this cell reads all of them: the CPU run
+# (n = 512) and the H200 runs (1k, 4k and 16k tokens; which tasks and seeds ran at each length, and which did not,
+# is in `benchmarks/NOTES.md`).
 
 # %%
 # @title Load every committed run (CPU and GPU profiles)
@@ -266,6 +267,28 @@ for prof, summ in summaries.items():
               f"{s['step_time_s'] * 1e3:8.0f} {s['attention_flops'] / s['dense_attention_flops']:10.0%} "
               f"{s['peak_memory_bytes'] / 2**20:8.0f}")
 
+# %% [markdown]
+# ### What the saved pairs buy on the H200
+#
+# The same numbers as ratios: each model's training-step time and attention FLOPs against the dense model's at the
+# same length (needle task; the other tasks' costs are the same models'), and its peak GPU memory.
+
+# %%
+for prof, summ in summaries.items():
+    if prof != "gpu":
+        continue
+    cost = {(s["n"], s["config"]): s for s in summ if s["task"] == "needle"}
+    for n_ in sorted({n_ for n_, _ in cost}):
+        base = cost[n_, "dense"]
+        print(f"n = {n_}: dense {base['step_time_s'] * 1e3:.0f} ms per step, peak "
+              f"{base['peak_memory_bytes'] / 2**30:.1f} GiB, accuracy {base['acc']:.2f}")
+        for (m, config), s in sorted(cost.items(), key=lambda kv: kv[1]["step_time_s"]):
+            if m == n_ and config != "dense":
+                time_share = s["step_time_s"] / base["step_time_s"]
+                print(f"   {config:14} {s['step_time_s'] * 1e3:4.0f} ms = {time_share:4.2f}× dense's time, at "
+                      f"{s['attention_flops'] / s['dense_attention_flops']:4.0%} of its attention FLOPs; "
+                      f"peak {s['peak_memory_bytes'] / 2**30:4.1f} GiB; accuracy {s['acc']:.2f}")
+
 
 # %%
 def pareto(points):
@@ -276,6 +299,8 @@ def pareto(points):
             front, best = front + [i], points[i][1]
     return front
 
+
+from matplotlib import ticker
 
 CHANCE = {"needle": 1 / 8, "mqar": 1 / 64, "copy": 1 / 8, "listops": 0.1}
 
@@ -296,6 +321,10 @@ def plot_front(summ, cost, xlabel, title):
         ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], "k--", lw=1)
         ax.axhline(CHANCE[task], color="grey", ls=":", lw=0.8)
         ax.set(xscale="log", ylim=(0, 1.05), xlabel=xlabel, title=f"{task}, n={n_}")
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))  # labelled ticks at 1, 2, 5 × 10^k:
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))  # a panel can span < a decade
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.tick_params(axis="x", labelsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     axes[0, 0].set_ylabel("held-out accuracy")
@@ -313,14 +342,30 @@ for prof, summ in summaries.items():
 # - **Reach decides, again.** At 512 tokens the needle lies 256–510 tokens away; the CPU models' three windows
 #   of 64 reach 3 · 32 = 96, so the all-sliding and sinks models cannot see it, whatever the budget. Patterns with
 #   a short path to everything (dense, Longformer whose query slot is global, BigBird's global blocks, strided)
-#   can, if training finds the path in time.
+#   can, if training finds the path in time. On the H200 at 1k, eight windows of 256 reach 8 · 128 = 1024 tokens,
+#   enough in principle, but an 8-hop path is not found in 250 steps: sliding, sinks and strided stay at the
+#   constant guess (0.14), while Longformer, whose query row is dense, matches dense (0.87) at 24 % of its FLOPs.
+# - **Where the dense layers sit matters.** Two dense layers at the **bottom** reached 1.00 at 1k on both seeds
+#   (dense: 0.87), one in every four 0.82; the same two layers in the middle or on top stayed at 0.14 — as on the
+#   CPU at 512. At 4k dense itself is unreliable (0.61: its seeds gave 0.23 and 0.99); Longformer (0.40 at 6 % of
+#   the FLOPs) and the bottom / every-four hybrids (0.38, 0.41, one seed) are inside that spread.
+# - **At 16k nothing learned the needle in 250 steps, dense included**: every model sits at the constant guess
+#   (0.15), so these runs measure what sparsity saves at 16k but cannot say whether sparse patterns keep accuracy
+#   there — that needs a longer budget. MQAR (0.01) and ListOps (one answer for every expression) stay at their
+#   floor at every length; selective copying moves only at 1k, for dense and the two hybrids with a dense bottom
+#   layer (0.19–0.20; every other model at most 0.15).
 # - **On CPU, time does not follow FLOPs.** Masked SDPA pays at least the dense price for every fixed pattern
 #   (the cell above measured it: a mask even costs more than plain dense SDPA), so on the CPU panels the sparse
-#   models are no faster, often slower. Read the CPU fronts against FLOPs. On the GPU the Triton kernel turns
-#   the saved pairs into time: that is what the H200 runs add (at 4k and 16k a window of 256 keeps 1/16 and 1/64
-#   of the pairs).
-# - **Hybrids**: a quarter of the layers dense buys back reach for a quarter of the dense attention cost; the
-#   sweep shows which placement trains best at each budget. Read the min–max bars before believing a difference
+#   models are no faster, often slower. Read the CPU fronts against FLOPs.
+# - **On the GPU, time follows FLOPs only at long n.** At 1k and 4k a step of these small models costs 17–26 ms
+#   whatever the fixed pattern (kernel launches and the rest of the model, not attention): fused dense SDPA is the
+#   fastest there, and learned top-k blocks, on masked SDPA, the slowest (83 ms and 12.7 GiB at 4k). At 16k the
+#   Triton kernel turns the saved pairs into time: the all-sparse models take 0.20–0.26 of dense's step time at
+#   2–3 % of its FLOPs (the rest of the model is the floor), the hybrids 0.40–0.41. Peak memory does not drop:
+#   dense SDPA's fused kernel never stores the n × n scores either.
+# - **Hybrids** buy back the reach of a dense layer for a quarter of the dense attention. They earned it in
+#   accuracy at 1k (the best needle model) but not in time (21 ms against dense's 17); at 16k they save time
+#   (61–62 ms against 151) but there was no accuracy to keep. Read the min–max bars before believing a difference
 #   of a few points: with one or two seeds and short training, runs of the same design differ.
 
 # %% [markdown]
@@ -333,8 +378,11 @@ for prof, summ in summaries.items():
 # %%
 LRA_LISTOPS = {"Transformer": (36.37, "dense"), "Sparse Transformer": (17.07, "strided"),
                "Longformer": (35.63, "longformer"), "BigBird": (36.05, "bigbird"), "Reformer": (37.27, None)}
-majority = np.bincount(ListOps(512).sample(300, np.random.default_rng(0))[1][:, -1]).max() / 300
-print(f"share of the most common answer (always guessing it), ListOps at n=512: {majority:.1%}\n")
+for n_ in (512, 1024, 4096):  # the answer classes are far from uniform: two of ten take a third of the answers
+    shares = np.sort(np.bincount(ListOps(n_).sample(300, np.random.default_rng(0))[1][:, -1]))[::-1] / 300
+    print(f"ListOps at n={n_}: shares of the two most common answers (always guessing one) "
+          f"{shares[0]:.1%} and {shares[1]:.1%}")
+print()
 for prof, summ in summaries.items():
     ours = {(s["config"], s["n"]): s for s in summ if s["task"] == "listops"}
     lengths = sorted({n_ for _, n_ in ours})
@@ -347,23 +395,30 @@ for prof, summ in summaries.items():
     for n_ in lengths:
         ours_order = sorted((m for m in order if (LRA_LISTOPS[m][1], n_) in ours),
                             key=lambda m: -ours[LRA_LISTOPS[m][1], n_]["acc"])
-        print(f"ordering, LRA: {' > '.join(order)}\nordering, {prof} n={n_}: {' > '.join(ours_order)}")
+        tied = len({ours[LRA_LISTOPS[m][1], n_]["acc"] for m in ours_order}) == 1
+        print(f"ordering, LRA: {' > '.join(order)}\nordering, {prof} n={n_}: "
+              + ("all tied (one answer for every expression)" if tied else " > ".join(ours_order)))
 
 # %% [markdown]
 # What matches and what does not, and why:
 # - **LRA's own spread is small.** Four of its five models sit within 1.7 points (35.6–37.3 %); only the
 #   Sparse Transformer (17.07 %) stands out, and that is a failure of that implementation to train (17 % is
-#   about the share of the most common answer: the table above), not a limit of its pattern's reach (a stride
-#   of √n reaches everything in two hops).
+#   about the share of one of the two most common answers: the first lines above), not a limit of its
+#   pattern's reach (a stride of √n reaches everything in two hops).
 # - **Our CPU runs are far smaller**: 3 layers of d_model 32 instead of 512, 300 steps of batch 8 (a pool of
-#   1,200 expressions) instead of 5k steps on 96k examples, n = 512 instead of 2k, one seed. At that budget the
-#   models sit near the most-common-answer share, so the ordering among them is noise, not the pattern: do not
-#   read a ranking into differences of a few points.
+#   1,200 expressions) instead of 5k steps on 96k examples, n = 512 instead of 2k, one seed. At that budget
+#   every model gives one answer for every expression (9.4 %, all tied), so the table cannot rank the patterns:
+#   do not read a ranking into it.
+# - **The GPU runs are closer but still far** (8 layers of d_model 128, 250 steps of batch 8 on 1,000
+#   expressions, n = 1k and 4k, one seed; 16k was not run for ListOps): every model, dense included, gives one
+#   answer for every expression — 17.6 % at 1k, 16.0 % at 4k, every pattern tied: about the share of one of the
+#   two most common answers (the first lines above). That is about the Sparse Transformer's number in LRA, for
+#   the same reason: not trained. So neither profile can confirm or contradict
+#   LRA's ordering; both sit below its 36 %.
 # - **What does carry over** is the reason LRA's numbers are close: ListOps needs the whole expression, and
 #   every one of these patterns (global tokens, random blocks, strides) gives a path to the query in a few
-#   layers. The GPU runs (8 layers, d_model 128, 250 steps, 1k–16k tokens) are the closer comparison; they are
-#   still 20× fewer training steps than LRA's. Reformer (LSH attention) is not in the sweep: `LSHBuckets`
-#   (lesson 10) would need a learned path through the trainer.
+#   layers; at budgets like ours, learning the operators is the bottleneck, not reach. Reformer (LSH attention)
+#   is not in the sweep: `LSHBuckets` (lesson 10) would need a learned path through the trainer.
 
 # %% [markdown]
 # ## Play with it
@@ -397,7 +452,10 @@ widgets.interact(explore_heads, model=list(models), layer=(0, len(first.blocks) 
 #   random blocks give a short path to anywhere (if training finds it).
 # - **Hybrids** buy that reach cheaply: a few dense layers with cheap windows elsewhere.
 # - FLOPs become time only with a block-sparse kernel at long n: on CPU masked SDPA pays the dense price; on the
-#   GPU the Triton kernel skips empty tiles (lessons 06 and 08).
+#   H200 the Triton kernel skips empty tiles (lessons 06 and 08), and a window of 256 at 16k took a fifth of the
+#   dense step time; at 1k and 4k these small models' steps cost about the same whatever the pattern.
+# - A sweep needs a budget that lets the reference learn: at 16k not even dense found the needle in 250 steps,
+#   so those runs say what sparsity saves there, not what it costs in accuracy.
 # - Published tables need their budget next to them: LRA's ListOps numbers come from 5k steps of 512-wide models;
 #   ours from far less, so only what reach predicts carries over.
 #
