@@ -811,3 +811,73 @@ MUTANTS.update({
         "transposed": lambda ns: post(ns.zigzag_positions, lambda x: x.T.copy()),
     },
 })
+
+
+# ---- ★ challenge tasks, exercises 03 to 11 -------------------------------------------------------------------------
+def _csr_of_keys(key, n):
+    key = np.asarray(key, dtype=np.int64)
+    return np.searchsorted(key, np.arange(n + 1, dtype=np.int64) * n).astype(np.int64), key % n
+
+
+def _longformer_rows_only(n, window, global_indices):
+    g = np.unique(np.asarray(global_indices, dtype=np.int64))
+    h = min(window // 2, max(n - 1, 0))
+    i = np.arange(n, dtype=np.int64)
+    j = i[:, None] + np.arange(-h, h + 1)[None, :]
+    band = (i[:, None] * n + j)[(j >= 0) & (j < n)]
+    key = np.sort(np.concatenate([band, (g[:, None] * n + i[None, :]).ravel()]))  # global columns forgotten
+    return _csr_of_keys(key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key, n)
+
+
+def _longformer_with_repeats(n, window, global_indices):
+    g = np.unique(np.asarray(global_indices, dtype=np.int64))
+    h = min(window // 2, max(n - 1, 0))
+    i = np.arange(n, dtype=np.int64)
+    j = i[:, None] + np.arange(-h, h + 1)[None, :]
+    band = (i[:, None] * n + j)[(j >= 0) & (j < n)]
+    parts = [band, (i[:, None] * n + g[None, :]).ravel(), (g[:, None] * n + i[None, :]).ravel()]
+    return _csr_of_keys(np.sort(np.concatenate(parts), kind="stable"), n)  # overlaps kept twice
+
+
+def _blocks_with_replacement(nb, window_blocks, global_blocks, random_blocks, seed):
+    rng = np.random.default_rng(seed)
+    g, rows = global_blocks, np.arange(nb)
+    lo, hi = np.clip(rows - window_blocks // 2, g, nb), np.clip(rows + window_blocks // 2 + 1, g, nb)
+    count = np.where(rows < g, 0, (nb - g) - (hi - lo))
+    x = np.floor(rng.random((nb, random_blocks)) * count[:, None]).astype(np.int64)  # repeats possible
+    left = (lo - g)[:, None]
+    blocks = np.where(x < left, g + x, hi[:, None] + x - left)
+    keep = np.arange(random_blocks)[None, :] < np.minimum(count, random_blocks)[:, None]
+    return np.where(keep, blocks, -1)
+
+
+def _blocks_nearest(nb, window_blocks, global_blocks, random_blocks, seed):
+    """The first candidates right of the window (left when they run out): valid, never random."""
+    rows, g, r = np.arange(nb), global_blocks, random_blocks
+    hi = np.clip(rows + window_blocks // 2 + 1, g, nb)
+    lo = np.clip(rows - window_blocks // 2, g, nb)
+    cand = np.concatenate([hi[:, None] + np.arange(r), lo[:, None] - 1 - np.arange(r)], axis=1)  # (nb, 2r)
+    ok = (cand >= g) & (cand < nb) & ((cand >= hi[:, None]) | (cand < lo[:, None]))
+    order = np.argsort(~ok, axis=1, kind="stable")[:, :r]
+    out = np.where(np.take_along_axis(ok, order, 1), np.take_along_axis(cand, order, 1), -1)
+    out[:g] = -1
+    return out
+
+
+MUTANTS.update({
+    "ex03.star_longformer_neighbors": {
+        "global columns forgotten": lambda ns: _longformer_rows_only,
+        "overlaps kept twice": lambda ns: _longformer_with_repeats,
+        "window reaching `window` each side": lambda ns: pre(ns.longformer_neighbors,
+                                                             window=lambda kw: 2 * kw["window"] + 2),
+        "rows in descending order": lambda ns: post(ns.longformer_neighbors, _csr_rows_reversed),
+    },
+    "ex04.star_random_blocks_vectorised": {
+        "the row-by-row loop of exercise 2": lambda ns: ns.random_blocks,
+        "drawn with replacement": lambda ns: _blocks_with_replacement,
+        "the nearest candidates": lambda ns: _blocks_nearest,
+        "the seed ignored": lambda ns: pre(ns.random_blocks_vectorised, seed=lambda kw: None),
+        "window ignored": lambda ns: pre(ns.random_blocks_vectorised, window_blocks=lambda kw: 1),
+    },
+})
+

@@ -8,9 +8,10 @@ import numpy as np
 from saattn_edu import patterns as P
 from saattn_edu import viz as _viz
 
-from ..compare import ArrayEqual, IntEqual, NumberClose
+from ..compare import ArrayEqual, CSREqual, IntEqual, NumberClose
 from ..hints import Diagnosed
 from ..spec import Case, Question
+from ._star import HUGE_N
 from .ex01 import _n, forbid_pattern_api
 
 _receptive_field = importlib.import_module("saattn_edu.viz.receptive_field")  # viz exports a function by this name
@@ -82,6 +83,29 @@ def _pairs_case(huge=False, edge_globals=False, wide=False):
     return make
 
 
+# ---- ★ Longformer's neighbour lists -------------------------------------------------------------------------
+def _ref_longformer_neighbors(n, window, global_indices):
+    c = P.Longformer(window, tuple(int(x) for x in global_indices)).neighbors(n)
+    return c.indptr.astype(np.int64), c.indices.astype(np.int64)
+
+
+def _neighbors_case(kind):
+    def make(rng):
+        if kind == "huge":
+            n = HUGE_N
+            g = [int(x) for x in rng.choice(n, size=3, replace=False)] + [0]
+            return {"n": n, "window": int(rng.integers(2, 9)), "global_indices": g}
+        n = _n(rng, 6, 60)
+        if kind == "no globals":
+            return {"n": n, "window": int(rng.integers(1, 12)), "global_indices": []}
+        if kind == "ends":
+            return {"n": n, "window": int(rng.integers(2, 9)), "global_indices": [n - 1, 0, 1]}
+        window = int(rng.integers(n, 2 * n + 2)) if kind == "wide" else int(rng.integers(1, 12))
+        return {"n": n, "window": window, "global_indices": _globals(rng, n)}
+
+    return make
+
+
 # ---- the questions ---------------------------------------------------------------------------------------------
 QUESTIONS = [
     Question(
@@ -129,5 +153,21 @@ QUESTIONS = [
         reference=lambda: int(np.ceil(99 / (9 // 2))),
         compare=NumberClose(),
         hint="Each SlidingWindow(9) layer moves information at most 9 // 2 = 4 tokens.",
+    ),
+    Question(
+        "star_longformer_neighbors", 5, answer_name="longformer_neighbors", reference=_ref_longformer_neighbors,
+        compare=CSREqual(), forbid=forbid_pattern_api,
+        hint="A row of the answer is its band, plus every global key, plus every key at all for a global row; each "
+             "key once, ascending. Work on the allowed pairs only, all rows at once.",
+        cases=(
+            Case("window only (no global tokens)", _neighbors_case("no globals")),
+            Case("window + global tokens, unsorted, one repeated", _neighbors_case("few"),
+                 hint="a global key inside a row's band is still one key of that row"),
+            Case("global tokens at both ends", _neighbors_case("ends"),
+                 hint="the band is cut at the first and the last token"),
+            Case("window wider than the sequence", _neighbors_case("wide"), hint="then every row holds every key"),
+            Case(f"{HUGE_N:,} tokens (no n × n mask fits)", _neighbors_case("huge"),
+                 hint="sizes that grow like n·n are out of reach here: only the allowed pairs fit"),
+        ),
     ),
 ]

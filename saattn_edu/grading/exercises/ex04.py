@@ -138,6 +138,73 @@ class SeededDraws:
         return Verdict(True)
 
 
+# ---- ★ the random-block table, vectorised ------------------------------------------------------------------------
+HUGE_NB = 200_000  # a loop over rows with a candidate list each takes minutes here
+
+
+def table_problem(table, nb, w, g, r) -> str:
+    """Why `table` breaks a rule of random_blocks (checked for all rows at once), or ''."""
+    if not isinstance(table, np.ndarray) or table.dtype.kind not in "iu":
+        return f"returned {_describe_type(table)}; expected an integer NumPy array"
+    if table.shape != (nb, r):
+        return f"expected shape {(nb, r)}, got shape {table.shape}"
+    t, rows, half = table.astype(np.int64), np.arange(nb)[:, None], w // 2
+    valid = t >= 0
+    lo, hi = np.clip(rows - half, g, nb), np.clip(rows + half + 1, g, nb)
+    want = np.where(rows[:, 0] < g, 0, np.minimum(r, (nb - g) - (hi - lo)[:, 0]))  # (nb,) blocks per row
+    bad = valid & ((t < g) | (t >= nb) | (np.abs(t - rows) <= half))
+    distinct = np.sort(np.where(valid, t, -1 - np.arange(r)), axis=1)  # padding made distinct
+    checks = ((t < -1).any(axis=1), "entries must be block indices or -1 (padding)"), \
+        (bad.any(axis=1), f"a drawn block is not a candidate (>= {g}, < {nb}, outside the window of its row)"), \
+        ((distinct[:, 1:] == distinct[:, :-1]).any(axis=1), "a block is drawn twice in one row: draws must be distinct"), \
+        (valid.sum(axis=1) != want, "the number of random blocks in a row is not min(random_blocks, #candidates)")
+    for rows_bad, why in checks:
+        if rows_bad.any():
+            k = int(np.argmax(rows_bad))
+            return f"row block {k}: {why}; your row {k}: {t[k].tolist()}"
+    if nb >= 1000 and r:
+        picks, owner = t[valid], np.broadcast_to(rows, t.shape)[valid]
+        share = np.bincount((picks - g) * 10 // (nb - g), minlength=10) / len(picks)
+        if share.min() < 0.05:
+            return "the draws do not spread over the sequence: some tenth of the blocks is (almost) never drawn"
+        if np.median(np.abs(picks - owner)) < nb / 10:
+            return "the draws stay close to their row: every candidate must be equally likely, near or far"
+    return ""
+
+
+@dataclass
+class FastSeededDraws:
+    """The learner's vectorised random_blocks keeps every rule at nb = HUGE_NB within the time, and seeds behave."""
+
+    params: tuple = ((HUGE_NB, 3, 2, 3), (7, 3, 1, 3), (5000, 7, 0, 2))  # (nb, window, global, random blocks)
+    seeds: tuple = (21, 22, 21)
+    seconds: float = 10.0
+
+    def __call__(self, expected, got) -> Verdict:
+        if not callable(got):
+            return Verdict(False, [f"expected your function random_blocks_vectorised, got a {type(got).__name__}"])
+        for nb, w, g, r in self.params:
+            kw = dict(nb=nb, window_blocks=w, global_blocks=g, random_blocks=r)
+            tables = []
+            for seed in self.seeds:
+                out = call_with_timeout(got, dict(kw, seed=seed), self.seconds, forbid=forbid_bigbird_api())
+                why = failure(out, self.seconds, "random_blocks_vectorised")
+                if why is not None and why.status == "not attempted":
+                    return Verdict(False, [], status="not attempted")
+                if why is not None:
+                    return Verdict(False, [why.line])
+                problem = table_problem(out.value, nb, w, g, r)
+                if problem:
+                    return Verdict(False, [f"random_blocks_vectorised(**{kw}, seed={seed}): {problem}"])
+                tables.append(np.asarray(out.value))
+            if not np.array_equal(tables[0], tables[2]):
+                return Verdict(False, [f"two calls with seed={self.seeds[0]} gave different tables ({kw}): draw "
+                                       "from a generator made from `seed` only"])
+            if nb > 100 and np.array_equal(tables[0], tables[1]):
+                return Verdict(False, [f"seeds {self.seeds[0]} and {self.seeds[1]} gave the same table ({kw})"])
+        return Verdict(True)
+
+
 # ---- input generators ------------------------------------------------------------------------------------------
 def _params(rng, nb_range=(3, 24), g=None, r=None, w=None):
     return {"nb": int(rng.integers(*nb_range)), "window_blocks": int(rng.integers(1, 6)) if w is None else w,
@@ -252,5 +319,12 @@ QUESTIONS = [
         "q5", 5, kind="value", answer_name="q5_answer", points=2,
         reference=lambda: (3 + 2 + 3) * 64, compare=NumberClose(),
         hint="A query in a middle block sees 3 window blocks, 2 global blocks and 3 random blocks of 64 tokens.",
+    ),
+    Question(
+        "star_random_blocks_vectorised", 6, kind="value", answer_name="random_blocks_vectorised", points=3,
+        reference=lambda: {"params": FastSeededDraws.params, "seeds": FastSeededDraws.seeds},
+        compare=FastSeededDraws(),
+        hint="The same rules as exercise 2, for every row at once: a loop over rows, or a list of a row's "
+             "candidates, is too slow at this size; every candidate of a row equally likely, none twice.",
     ),
 ]
