@@ -864,6 +864,24 @@ def _blocks_nearest(nb, window_blocks, global_blocks, random_blocks, seed):
     return out
 
 
+def _layout_by_position(indptr, indices, block):
+    n = len(indptr) - 1
+    nb = -(-n // block)
+    layout = np.zeros((nb, nb), dtype=bool)
+    layout[np.minimum(np.arange(len(indices)), n - 1) // block, np.asarray(indices) // block] = True
+    return layout
+
+
+def _layout_by_indptr(indptr, indices, block):
+    """Each row's first key only (the row starts index the keys): later keys of a row are lost."""
+    n = len(indptr) - 1
+    nb = -(-n // block)
+    layout = np.zeros((nb, nb), dtype=bool)
+    rows = np.flatnonzero(np.diff(indptr))
+    layout[rows // block, np.asarray(indices)[indptr[rows]] // block] = True
+    return layout
+
+
 MUTANTS.update({
     "ex03.star_longformer_neighbors": {
         "global columns forgotten": lambda ns: _longformer_rows_only,
@@ -878,6 +896,13 @@ MUTANTS.update({
         "the nearest candidates": lambda ns: _blocks_nearest,
         "the seed ignored": lambda ns: pre(ns.random_blocks_vectorised, seed=lambda kw: None),
         "window ignored": lambda ns: pre(ns.random_blocks_vectorised, window_blocks=lambda kw: 1),
+    },
+    "ex06.star_csr_block_layout": {
+        "transposed": lambda ns: post(ns.csr_block_layout, lambda x: x.T.copy()),
+        "floor(n / block) blocks": lambda ns: lambda indptr, indices, block: ns.csr_block_layout(
+            indptr, indices, block)[:(len(indptr) - 1) // block, :(len(indptr) - 1) // block],
+        "entry position taken for the query": lambda ns: _layout_by_position,
+        "row starts taken for the queries": lambda ns: _layout_by_indptr,
     },
 })
 
