@@ -882,6 +882,83 @@ def _layout_by_indptr(indptr, indices, block):
     return layout
 
 
+def _causal_tiles(q, k, v, block_q, block_k, keep):
+    """The causal tiled pass with keep(rows, cols, r, c) -> (r, c) bool deciding each tile's entries."""
+    scale = 1.0 / math.sqrt(q.shape[1])
+    out = np.zeros((q.shape[0], v.shape[1]), dtype=np.result_type(q, v))
+    for i0 in range(0, q.shape[0], block_q):
+        qi = q[i0:i0 + block_q] * scale
+        rows = np.arange(i0, i0 + len(qi))
+        acc, m, l = np.zeros((len(qi), v.shape[1])), np.full(len(qi), -np.inf), np.zeros(len(qi))
+        for j0 in range(0, q.shape[0], block_k):
+            cols = np.arange(j0, min(j0 + block_k, k.shape[0]))
+            ok = keep(rows, cols)
+            if not ok.any():
+                continue
+            s = np.where(ok, qi @ k[j0:j0 + block_k].T, -np.inf)
+            m_new = np.maximum(m, s.max(axis=1))
+            m_safe = np.where(np.isneginf(m_new), 0.0, m_new)
+            alpha, p = np.exp(m - m_safe), np.exp(s - m_safe[:, None])
+            acc, m, l = alpha[:, None] * acc + p @ v[j0:j0 + block_k], m_new, alpha * l + p.sum(axis=1)
+        out[i0:i0 + block_q] = acc / np.where(l > 0, l, 1.0)[:, None]
+    return out
+
+
+def _causal_local_mask(q, k, v, block_q, block_k):
+    def keep(rows, cols):
+        if cols[0] > rows[-1]:
+            return np.zeros((len(rows), len(cols)), dtype=bool)
+        return (cols - cols[0])[None, :] <= (rows - rows[0])[:, None]  # positions inside the tile
+    return _causal_tiles(q, k, v, block_q, block_k, keep)
+
+
+def _causal_no_mask(q, k, v, block_q, block_k):
+    return _causal_tiles(q, k, v, block_q, block_k,
+                         lambda rows, cols: np.full((len(rows), len(cols)), cols[0] <= rows[-1]))
+
+
+def _causal_skips_diagonal_tile(q, k, v, block_q, block_k):
+    return _causal_tiles(q, k, v, block_q, block_k, lambda rows, cols: np.full(
+        (len(rows), len(cols)), cols[-1] <= rows[0]) & (cols[None, :] <= rows[:, None]))
+
+
+def _bucket_pairs(buckets):
+    b = np.asarray(buckets)
+    n = len(b)
+    rows, cols = np.nonzero(b[:, None] == b[None, :]) if n <= 5000 else (None, None)
+    if rows is None:  # the huge case: per bucket, which is what a learner's loop would do
+        order = np.argsort(b, kind="stable")
+        _, first, size = np.unique(b[order], return_index=True, return_counts=True)
+        members = [order[f:f + c] for f, c in zip(first, size)]
+        rows = np.concatenate([np.repeat(m, len(m)) for m in members])
+        cols = np.concatenate([np.tile(m, len(m)) for m in members])
+    return rows.astype(np.int64), cols.astype(np.int64), n
+
+
+def _csr_from(rows, cols, n):
+    key = np.sort(rows * n + cols)
+    return _csr_of_keys(key, n)
+
+
+def _bucket_without_self(buckets):
+    rows, cols, n = _bucket_pairs(buckets)
+    return _csr_from(rows[rows != cols], cols[rows != cols], n)
+
+
+def _bucket_causal(buckets):
+    rows, cols, n = _bucket_pairs(buckets)
+    return _csr_from(rows[cols <= rows], cols[cols <= rows], n)
+
+
+def _bucket_rows_sorted(buckets):
+    """Row r holds the keys of the r-th token in bucket order (the sorted order never mapped back)."""
+    b = np.asarray(buckets)
+    indptr, indices = _csr_from(*_bucket_pairs(b))
+    order = np.argsort(b, kind="stable")
+    rows = [indices[indptr[i]:indptr[i + 1]] for i in order]
+    return np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64), np.concatenate(rows)
+
+
 MUTANTS.update({
     "ex03.star_longformer_neighbors": {
         "global columns forgotten": lambda ns: _longformer_rows_only,
@@ -903,6 +980,19 @@ MUTANTS.update({
             indptr, indices, block)[:(len(indptr) - 1) // block, :(len(indptr) - 1) // block],
         "entry position taken for the query": lambda ns: _layout_by_position,
         "row starts taken for the queries": lambda ns: _layout_by_indptr,
+    },
+    "ex07.star_causal_flash": {
+        "diagonal excluded": lambda ns: lambda q, k, v, block_q, block_k: _causal_tiles(
+            q, k, v, block_q, block_k, lambda rows, cols: cols[None, :] < rows[:, None]),
+        "mask from in-tile offsets": lambda ns: _causal_local_mask,
+        "no mask in the diagonal tiles": lambda ns: _causal_no_mask,
+        "the diagonal tile skipped": lambda ns: _causal_skips_diagonal_tile,
+    },
+    "ex10.star_bucket_neighbors": {
+        "itself left out": lambda ns: _bucket_without_self,
+        "causal: earlier keys only": lambda ns: _bucket_causal,
+        "rows in bucket order, not token order": lambda ns: _bucket_rows_sorted,
+        "rows in descending order": lambda ns: post(ns.bucket_neighbors, _csr_rows_reversed),
     },
 })
 
