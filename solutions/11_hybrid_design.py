@@ -182,6 +182,52 @@ two hops whatever the distance, for the price of 2n extra pairs per global token
 check("ex11.text_q6", q6_text)
 
 # %% [markdown]
+# ## ★ Exercise 7 (challenge): the distances a dilated stack really reaches
+#
+# Exercise 1 added up reaches. With dilation that overstates what a stack sees: a causal
+# `DilatedWindow(w, dilation)` lets token `i` hear from `i − t · dilation` for `t = 0 .. w − 1` only, and stacking
+# layers adds one allowed step from each layer, so some distances below the total can never be covered. Write
+# `stack_reach(layers, n)`: for causal layers `layers` (a list of `(window, dilation)` pairs, bottom first) on `n`
+# tokens, the boolean array `reach` of length `n` with `reach[d]` True when the last token can hear from the token
+# `d` places before it (`reach[0]` is the token itself). Graded in the ★ column.
+#
+# <details><summary>Hint</summary>
+#
+# Keep the set of distances reached so far as a boolean array over `0 .. n − 1`. One layer turns it into the union
+# of its copies shifted by each of the layer's steps, cut at `n`; a layer costs one shifted copy per step of its
+# window, never a loop over tokens or an `n × n` matrix.
+# </details>
+
+# %%
+def stack_reach(layers, n):
+    """(n,) bool: reach[d] when the last token hears from d tokens back through causal dilated windows."""
+    ### BEGIN SOLUTION: a boolean array of distances; each layer ORs in its shifted copies
+    reach = np.zeros(n, dtype=bool)
+    reach[0] = True  # the token itself (the residual stream)
+    for window, dilation in layers:
+        new = reach.copy()
+        for t in range(1, window):
+            step = t * dilation
+            if step >= n:
+                break
+            new[step:] |= reach[:n - step]
+        reach = new
+    return reach
+    ### END SOLUTION
+
+
+# %%
+check("ex11.star_stack_reach", stack_reach)
+
+# %% [markdown]
+# Longformer's rule of thumb, dilation growing with depth, covers a long distance with few layers, but not every
+# distance below it:
+
+# %%
+reach = stack_reach([(4, 1), (4, 4), (4, 16)], 80)
+print(f"farthest: {np.flatnonzero(reach).max()}, distances reached below it: {reach[:64].sum()} of 64")
+
+# %% [markdown]
 # ## Your grade
 #
 # Every check above prints its points. To grade the whole notebook as the course does, from a terminal:

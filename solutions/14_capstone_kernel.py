@@ -619,7 +619,7 @@ else:
 
 # %%
 if HAS_TRITON:
-    check("ex14.gqa", capstone_grads, timeout=120)
+    check("ex14.star_gqa", capstone_grads, timeout=120)
 else:
     print("skipped: Triton is not installed here")
 

@@ -959,6 +959,12 @@ def _bucket_rows_sorted(buckets):
     return np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64), np.concatenate(rows)
 
 
+def _reach_summed(layers, n):
+    reach = np.zeros(n, dtype=bool)
+    reach[:min(n, 1 + sum((w - 1) * d for w, d in layers))] = True
+    return reach
+
+
 MUTANTS.update({
     "ex03.star_longformer_neighbors": {
         "global columns forgotten": lambda ns: _longformer_rows_only,
@@ -993,6 +999,13 @@ MUTANTS.update({
         "causal: earlier keys only": lambda ns: _bucket_causal,
         "rows in bucket order, not token order": lambda ns: _bucket_rows_sorted,
         "rows in descending order": lambda ns: post(ns.bucket_neighbors, _csr_rows_reversed),
+    },
+    "ex11.star_stack_reach": {
+        "a sum of reaches (no holes)": lambda ns: _reach_summed,
+        "dilation ignored": lambda ns: lambda layers, n: ns.stack_reach([(w, 1) for w, _ in layers], n),
+        "windows one step too long": lambda ns: lambda layers, n: ns.stack_reach([(w + 1, d) for w, d in layers], n),
+        "only the widest layer": lambda ns: lambda layers, n: ns.stack_reach(
+            [max(layers, key=lambda wd: (wd[0] - 1) * wd[1])], n),
     },
 })
 

@@ -60,7 +60,7 @@ def _run(jobs: list) -> list:
     return json.loads(line[len("RESULT"):])
 
 
-ALL = ["forward", "delta", "dkdv", "dq", "autograd", "gqa"]
+ALL = ["forward", "delta", "dkdv", "dq", "autograd", "star_gqa"]
 
 #: Plausible wrong kernels: (what, (cell marker, old source, new source), questions that must lose points, a word
 #: the report must contain (the symptom's hint), or "").
@@ -92,7 +92,7 @@ MUTANTS = [
     ("autograd returns dk and dv swapped", ("class FlashAttention", "return dq, dk, dv, None, None",
                                             "return dq, dv, dk, None, None"), ["autograd"], "swapped"),
     ("GQA: dK/dV from the first query head only", ("def dkdv_kernel", "for g in range(GROUP):", "for g in range(1):"),
-     ["gqa"], ""),
+     ["star_gqa"], ""),
 ]
 
 

@@ -11,8 +11,9 @@ import numpy as np
 from saattn_edu import patterns as P
 from saattn_edu.patterns.learned import LearnedPattern
 
-from ..compare import IntEqual, NumberClose, Verdict
+from ..compare import ArrayEqual, IntEqual, NumberClose, Verdict
 from ..freetext import text_question
+from ..hints import Diagnosed
 from ..spec import Case, Question
 from .ex01 import forbid_pattern_api
 
@@ -138,6 +139,36 @@ def _stack_case(kind):
     return make
 
 
+# ---- ★ the distances a dilated stack reaches -------------------------------------------------------------------
+def ref_stack_reach(layers, n):
+    """By the library's masks: one row of reachability, pushed through each layer's DilatedWindow (residual kept)."""
+    reach = np.zeros(n, dtype=bool)
+    reach[n - 1] = True  # reach[j]: token j's information is at the last token
+    for window, dilation in reversed(list(layers)):  # from the top layer down to the input
+        mask = P.DilatedWindow(window, dilation, causal=True).mask(n) | np.eye(n, dtype=bool)
+        reach = (reach.astype(np.int64) @ mask.astype(np.int64)) > 0
+    return reach[::-1].copy()  # by distance d = n - 1 - j
+
+
+def _reach_case(kind):
+    def make(rng):
+        n = int(rng.integers(20, 160))
+        L = int(rng.integers(1, 5))
+        if kind == "plain":
+            layers = [(int(rng.integers(1, 12)), 1) for _ in range(L)]
+        elif kind == "growing":  # Longformer's habit: dilation grows with depth
+            w = int(rng.integers(2, 6))
+            layers = [(w, w ** k) for k in range(L)]
+        elif kind == "wide":
+            layers = [(int(rng.integers(n // 2, n)), int(rng.integers(1, 4))) for _ in range(L)]
+        else:
+            layers = [(int(rng.integers(1, 8)), int(rng.integers(1, 9))) for _ in range(L)]
+            layers[0] = (int(rng.integers(2, 6)), int(rng.integers(3, 9)))  # one dilated layer at least
+        return {"layers": layers, "n": n}
+
+    return make
+
+
 QUESTIONS = [
     Question(
         "receptive_field", 1, reference=_ref_receptive_field, compare=IntEqual(),
@@ -176,4 +207,18 @@ QUESTIONS = [
         hint="Your stack_attention_flops answers it: a ratio of two stacks' FLOPs.",
     ),
     text_question("ex11", 6),
+    Question(
+        "star_stack_reach", 7, answer_name="stack_reach", reference=ref_stack_reach,
+        compare=Diagnosed(ArrayEqual("b")), forbid=forbid_pattern_api,
+        hint="The distances reached are the sums of one allowed step per layer (a step of 0 included), cut below "
+             "n; with dilation they leave holes, so a sum of reaches is not the answer.",
+        cases=(
+            Case("plain causal windows (dilation 1)", _reach_case("plain"),
+                 hint="without dilation the reach has no holes: every distance up to the summed reach"),
+            Case("random windows and dilations", _reach_case("random")),
+            Case("dilation growing with depth", _reach_case("growing")),
+            Case("windows reaching past the first token", _reach_case("wide"),
+                 hint="distances of n or more do not exist: cut the array at n"),
+        ),
+    ),
 ]

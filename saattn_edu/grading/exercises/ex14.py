@@ -258,7 +258,7 @@ _BWD_HINT = ("recompute p = exp2(qk · qk_scale - lse) (0 where the bits are 0 o
 
 
 ANSWERS = {"forward": "capstone_forward", "delta": "capstone_delta", "dkdv": "capstone_dkdv", "dq": "capstone_dq",
-           "autograd": "capstone_grads", "gqa": "capstone_grads"}  # the notebook's wrappers the grader calls
+           "autograd": "capstone_grads", "star_gqa": "capstone_grads"}  # the notebook's wrappers the grader calls
 
 
 def _q(name, number, reference, cases, hint, rtol=2e-4, atol=2e-5):
@@ -285,7 +285,8 @@ QUESTIONS = [
         Case("o, dq, dk, dv through autograd: fully masked rows", _bwd_case("empty rows", with_stats=False)),
     ), "forward: run_forward, ctx.save_for_backward(q, k, v, o, lse); backward: run_delta, run_dkdv, run_dq; return "
        "dq, dk, dv, None, None (one per forward input)"),
-    _q("gqa", 6, ref_grads, (
+    _q("star_gqa", 6, ref_grads, (
         Case("★ GQA, H = 4 query heads on H_kv = 2: o, dq, dk, dv", _bwd_case("empty rows", False, (4, 2))),
-    ), "kv head z // GROUP in the forward and dQ; dK/dV of kv head zk sum over query heads zk·GROUP + g"),
+    ), "Each key/value head serves a group of consecutive query heads: the forward and dQ read their group's head; "
+       "dK and dV of a key/value head add up what every query head of its group contributes."),
 ]
