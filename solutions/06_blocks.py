@@ -249,7 +249,7 @@ check("ex06.text_q6", q6_text)
 # <details><summary>Hint</summary>
 #
 # Every allowed pair lands in exactly one tile, named by the block of its query and the block of its key. The
-# query of each entry of `indices` is not stored: it follows from the row starts. Mark the tiles; never visit the
+# query of each listed key is not stored: it follows from the row starts. Mark the tiles; never visit the
 # pairs that are not allowed.
 # </details>
 

@@ -676,6 +676,7 @@ MUTANTS.update({
         "over the budget": lambda ns: _design("dense3"),
         "two layers": lambda ns: _design("two"),
         "all sliding windows": lambda ns: _design("sliding"),
+        "the dense layer on top (trains, misses the bar)": lambda ns: _design("dense last"),
     },
     "ex11.q4": {"one too few": value(40), "w // 2 = 20": value(20), "a float": value(41.0)},
     "ex11.q5": {"inverted": value(1 / 0.3740), "dense only": value(1.0), "two thirds": value(2 / 3)},
@@ -733,7 +734,8 @@ def _design(kind):
     from saattn_edu import patterns as P
 
     return {"dense3": [P.Dense()] * 3, "two": [P.Dense(), P.SlidingWindow(5)],
-            "sliding": [P.SlidingWindow(9)] * 3}[kind]
+            "sliding": [P.SlidingWindow(9)] * 3,
+            "dense last": [P.SlidingWindow(5), P.SlidingWindow(5), P.Dense()]}[kind]
 
 
 # ---- free-text questions: answered means a few sentences, as a string -------------------------------------------

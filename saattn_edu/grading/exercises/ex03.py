@@ -111,13 +111,14 @@ QUESTIONS = [
     Question(
         "longformer_mask", 1, reference=_ref_longformer_mask, compare=Diagnosed(ArrayEqual("b")),
         forbid=forbid_pattern_api,
-        hint="The dilated-window rule on d = i - j, OR the global rows and columns.",
+        hint="Wrong pairs in longformer_mask: it is the dilated window of exercise 01 together with the global tokens' "
+             "whole rows and columns.",
         cases=(
             Case("window only (no global tokens)", _longformer_case(dilation=1, no_globals=True),
-                 hint="with no global tokens this is the sliding window |i - j| <= window // 2"),
+                 hint="wrong even without global tokens: the window alone reaches half its width each side, rounded down"),
             Case("window + global tokens", _longformer_case(dilation=1)),
             Case("dilated window + global tokens", _longformer_case(),
-                 hint="dilated: (i - j) % dilation == 0 and |(i - j) // dilation| <= window // 2"),
+                 hint="wrong only when dilated: keep whole multiples of the dilation, and count the reach in dilation steps"),
         ),
     ),
     Question(
@@ -126,7 +127,7 @@ QUESTIONS = [
         hint="Add the identity (the residual stream), then one boolean matrix product: (S @ S) > 0 with S as ints.",
         cases=(
             Case("sliding window", _reach_case("window"),
-                 hint="two window layers reach twice as far: |i - j| <= 2·(window // 2)"),
+                 hint="the band is too narrow or too wide: two window layers reach exactly twice as far as one"),
             Case("window + one global token", _reach_case("window + global"),
                  hint="with a hub every pair is connected in two hops"),
             Case("causal window", _reach_case("causal")),
@@ -141,7 +142,7 @@ QUESTIONS = [
         cases=(
             Case("short sequences", _pairs_case()),
             Case("globals at the ends of the sequence", _pairs_case(edge_globals=True),
-                 hint="row x's window holds min(h, x) + min(h, n - 1 - x) + 1 keys, h = window // 2"),
+                 hint="off near the ends: a global row near the first or last token has fewer window keys, cut at the ends"),
             Case("window wider than the sequence", _pairs_case(wide=True),
                  hint="then the window alone already allows all n² pairs"),
             Case("a million tokens or more", _pairs_case(huge=True),
@@ -152,7 +153,7 @@ QUESTIONS = [
         "q4", 4, kind="value", answer_name="q4_answer", points=2,
         reference=lambda: int(np.ceil(99 / (9 // 2))),
         compare=NumberClose(),
-        hint="Each SlidingWindow(9) layer moves information at most 9 // 2 = 4 tokens.",
+        hint="Each layer of a window of 9 moves information at most 4 tokens: how many layers cover 99?",
     ),
     Question(
         "star_longformer_neighbors", 5, answer_name="longformer_neighbors", reference=_ref_longformer_neighbors,

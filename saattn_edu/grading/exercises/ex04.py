@@ -263,8 +263,8 @@ QUESTIONS = [
     Question(
         "bigbird_block_layout", 1, reference=_ref_layout_from_table, compare=Diagnosed(ArrayEqual("b")),
         forbid=forbid_bigbird_api,
-        hint="layout = (|bi - bj| <= window_blocks // 2) | (bi < g) | (bj < g); then set layout[bi, table[bi, k]] "
-             "for the entries that are not -1.",
+        hint="Wrong blocks in bigbird_block_layout: a layout is the window band, the global rows and columns, and the "
+             "random table's blocks of each row; the padding entries mark nothing.",
         cases=(
             Case("window and global blocks, no random table entries", _layout_case(r=1, w=5, nb_range=(3, 6)),
                  hint="a row whose candidates ran out holds -1: skip those"),
@@ -277,8 +277,8 @@ QUESTIONS = [
         "random_blocks", 2, reference=lambda nb, window_blocks, global_blocks, random_blocks, seed: dict(
             nb=nb, window_blocks=window_blocks, global_blocks=global_blocks, random_blocks=random_blocks),
         compare=ValidRandomBlocks(), forbid=forbid_bigbird_api,
-        hint="Per row: the candidates g..nb-1 outside |bi - bj| <= window_blocks // 2; "
-             "rng.choice(candidates, size=min(r, len), replace=False).",
+        hint="A rule broken in random_blocks: a row draws distinct blocks among its candidates (not global, outside "
+             "its window), as many as asked or as exist, padded after.",
         cases=(
             Case("BigBird's proportions on 48 to 64 blocks", _random_case(nb_range=(48, 65), g=2, r=3, w=3)),
             Case("no global blocks", _random_case(g=0)),
@@ -290,17 +290,18 @@ QUESTIONS = [
     Question(
         "random_blocks_seeded", 2, kind="value", answer_name="random_blocks", points=2,
         reference=lambda: {"params": SeededDraws.params, "seeds": SeededDraws.seeds}, compare=SeededDraws(),
-        hint="One generator made from `seed` at the start, drawing every row in turn: the same seed repeats the "
-             "table, another seed gives another.",
+        hint="Tables that differ for one seed, or agree for different seeds, in random_blocks: make one generator "
+             "from the seed alone and draw every row from it.",
     ),
     Question(
         "hop_distances", 3, reference=hop_distances, compare=Diagnosed(ArrayEqual("i")), forbid=forbid_bigbird_api,
-        hint="Breadth-first from all queries at once: reach_{h} = reach_{h-1} | (reach_{h-1} @ adj), as ints > 0.",
+        hint="Wrong distances from hop_distances: grow the reached set one hop at a time from every query at once, and "
+             "record the hop at which each pair is first reached.",
         cases=(
-            Case("sliding window", _graph_case("window"), hint="a window of w moves w // 2 tokens per hop"),
+            Case("sliding window", _graph_case("window"), hint="distances too short or too long: a window moves information half its width per hop, rounded down"),
             Case("BigBird (tokens)", _graph_case("bigbird")),
             Case("directed graph", _graph_case("directed"),
-                 hint="adj[i, k] is one step from i to k; it need not be symmetric"),
+                 hint="right on symmetric graphs only: a step goes from a query to a key it attends to, one way"),
             Case("two parts that never meet", _graph_case("two parts"),
                  hint="pairs never connected get -1; the diagonal is 0"),
         ),

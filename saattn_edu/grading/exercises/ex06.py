@@ -220,7 +220,7 @@ QUESTIONS = [
                  hint="an empty row has no entries: the entries after it belong to later rows"),
             Case("strided (Sparse Transformer)", _csr_case("strided")),
             Case("n not a multiple of block", _csr_case("ragged"),
-                 hint="there are ceil(n / block) blocks per side: the last one is short"),
+                 hint="blocks per side round up: the last block is short, and its tiles count too"),
             Case(f"{HUGE_N:,} tokens, a causal window (no n × n mask fits)", _csr_case("huge"),
                  hint="sizes that grow like n·n are out of reach here; nb·nb and the entries themselves fit"),
         ),

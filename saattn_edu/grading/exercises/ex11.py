@@ -20,9 +20,11 @@ from .ex01 import forbid_pattern_api
 # The design problem: everything the grader uses, so the notebook can show it and try a design first.
 #: Functions of this module a notebook may call inside an answer (the tripwire refuses every other one).
 LEARNER_HELPERS = ("design_task", "design_model", "design_budget", "design_problem", "train_design")
-# n = 256: a window of 5 costs 2 % of a dense layer's pairs; one repeated filler token (passkey-style haystack).
-DESIGN = {"seq_len": 256, "distance": (128, 250), "n_filler": 1, "n_layers": 3, "d_model": 32, "n_heads": 2,
-          "steps": 150, "batch_size": 32, "lr": 3e-3, "seed": 0, "budget_fraction": 0.4, "bar": 0.9}
+# n = 64: a window of 5 costs 8 % of a dense layer's pairs, and three windows within the budget cannot reach the
+# needle; one repeated filler token (passkey-style haystack). 100 steps on one thread: a few seconds on 2 busy cores
+# (the right designs reach 1.0 by step 80; at n = 256 the same task needed 150 steps, 20-60 s).
+DESIGN = {"seq_len": 64, "distance": (32, 58), "n_filler": 1, "n_layers": 3, "d_model": 32, "n_heads": 2,
+          "steps": 100, "batch_size": 32, "lr": 3e-3, "seed": 0, "budget_fraction": 0.4, "bar": 0.9, "threads": 1}
 
 
 def design_task():
@@ -65,11 +67,22 @@ def design_problem(layers) -> str | None:
 
 
 def train_design(layers, progress: bool = False):
-    """Train the design exactly as the grader does; returns the TrainResult (accuracy at its end: .final_accuracy)."""
+    """Train the design exactly as the grader does; returns the TrainResult (accuracy at its end: .final_accuracy).
+
+    On DESIGN["threads"] torch threads (then restored): the same result on every machine, and no slowdown where
+    other programs share the cores (two threads on two busy cores ran 5-15 times slower than one).
+    """
+    import torch
+
     from saattn_edu.models import train
 
-    return train(design_model(layers), design_task(), steps=DESIGN["steps"], batch_size=DESIGN["batch_size"],
-                 lr=DESIGN["lr"], seed=DESIGN["seed"], eval_every=DESIGN["steps"], progress=progress)
+    before = torch.get_num_threads()
+    torch.set_num_threads(DESIGN["threads"])
+    try:
+        return train(design_model(layers), design_task(), steps=DESIGN["steps"], batch_size=DESIGN["batch_size"],
+                     lr=DESIGN["lr"], seed=DESIGN["seed"], eval_every=DESIGN["steps"], progress=progress)
+    finally:
+        torch.set_num_threads(before)
 
 
 def unreachable_distances(layers) -> list[int]:
