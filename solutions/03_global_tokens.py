@@ -151,6 +151,40 @@ q4_answer = 25  # ceil(99 / 4)
 check("ex03.q4", q4_answer)
 
 # %% [markdown]
+# ## ★ Exercise 5 (challenge): Longformer's neighbour lists, in O(nnz)
+#
+# A sparse kernel reads Longformer as CSR neighbour lists, and at 200,000 tokens nobody builds the mask. Write
+# `longformer_neighbors(n, window, global_indices)`: the CSR `(indptr, indices)` of
+# `Longformer(window, global_indices)` (non-causal, no dilation), keys ascending in every row, no repeats. The
+# global list may be unsorted or hold repeats. The check runs it on 200,000 tokens too. Graded in the ★ column.
+#
+# <details><summary>Hint</summary>
+#
+# Three kinds of pairs: the band around the diagonal, the global columns, the global rows. They overlap; give
+# every pair one number that sorts row-major, and one sort puts each row in order with its repeats side by side.
+# </details>
+
+# %%
+def longformer_neighbors(n, window, global_indices):
+    """CSR (indptr, indices) of Longformer(window, global_indices) on n tokens, without an n × n array."""
+    ### BEGIN SOLUTION: band, global columns and global rows as row-major keys; one sort, repeats dropped
+    g = np.unique(np.asarray(global_indices, dtype=np.int64))  # (G,)
+    h = min(window // 2, max(n - 1, 0))
+    i = np.arange(n, dtype=np.int64)  # (n,)
+    j = i[:, None] + np.arange(-h, h + 1)[None, :]  # (n, 2h + 1) the band
+    band = (i[:, None] * n + j)[(j >= 0) & (j < n)]
+    parts = [band, (i[:, None] * n + g[None, :]).ravel(), (g[:, None] * n + i[None, :]).ravel()]  # each sorted
+    key = np.sort(np.concatenate(parts), kind="stable")  # a merge of sorted runs: fast
+    key = key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key  # repeats are neighbours once sorted
+    indptr = np.searchsorted(key, np.arange(n + 1, dtype=np.int64) * n)  # (n + 1,) first key of every row
+    return indptr.astype(np.int64), key % n
+    ### END SOLUTION
+
+
+# %%
+check("ex03.star_longformer_neighbors", longformer_neighbors)
+
+# %% [markdown]
 # ## Your grade
 #
 # Every check above prints its points. To grade the whole notebook as the course does, from a terminal:

@@ -228,6 +228,49 @@ q5_answer = (3 + 2 + 3) * 64
 check("ex04.q5", q5_answer)
 
 # %% [markdown]
+# ## ★ Exercise 6 (challenge): the random-block table for 200,000 blocks
+#
+# Exercise 2's loop looks at every candidate of every row: time `nb²`. Write
+# `random_blocks_vectorised(nb, window_blocks, global_blocks, random_blocks, seed)` with the same rules (distinct
+# candidates outside the window and the globals, `-1` padding, global rows all `-1`, the same seed giving the same
+# table) that needs no loop over rows and no list of candidates: the check asks for `nb = 200,000` blocks within
+# 10 seconds, then checks the rules, that the draws spread over the whole sequence, and that seeds behave. Graded
+# in the ★ column.
+#
+# <details><summary>Hint</summary>
+#
+# A row's candidates are two runs of consecutive blocks, left and right of its window: the k-th candidate is a
+# formula in k. So draw candidate numbers, not blocks. To keep them distinct, draw one column at a time from a range
+# that grows by one each time, and when a number is already taken in its row, take the range's new top instead
+# (Floyd's algorithm): no retries, every subset equally likely.
+# </details>
+
+# %%
+def random_blocks_vectorised(nb, window_blocks, global_blocks, random_blocks, seed):
+    """random_blocks' table, drawn for all rows at once: O(nb · random_blocks) time and memory."""
+    ### BEGIN SOLUTION: Floyd's algorithm on candidate numbers in every row at once, then numbers -> blocks
+    rng = np.random.default_rng(seed)
+    g, r, rows = global_blocks, random_blocks, np.arange(nb)
+    lo = np.clip(rows - window_blocks // 2, g, nb)  # (nb,) the window, cut to [g, nb): blocks lo .. hi - 1
+    hi = np.clip(rows + window_blocks // 2 + 1, g, nb)
+    count = np.where(rows < g, 0, (nb - g) - (hi - lo))  # (nb,) candidates per row
+    took = np.full((nb, r), -1, dtype=np.int64)  # candidate numbers in [0, count)
+    for t in range(r):
+        top = count - r + t  # (nb,) this column draws from [0, top]
+        x = np.floor(rng.random(nb) * (top + 1)).astype(np.int64)
+        x = np.where((took == x[:, None]).any(axis=1), top, x)  # taken already: take the new top
+        took[:, t] = np.where(top >= 0, x, -1)
+    left = lo - g  # (nb,) candidates left of the window
+    blocks = np.where(took < left[:, None], g + took, hi[:, None] + took - left[:, None])
+    blocks = np.sort(np.where(took >= 0, blocks, nb), axis=1)  # padding sorts last
+    return np.where(blocks == nb, -1, blocks)
+    ### END SOLUTION
+
+
+# %%
+check("ex04.star_random_blocks_vectorised", random_blocks_vectorised)
+
+# %% [markdown]
 # ## Your grade
 #
 # Every check above prints its points. To grade the whole notebook as the course does, from a terminal:

@@ -219,7 +219,7 @@ for n in [256, 1024, 4096, 16384, 65536]:
 #
 # <details><summary>Hint</summary>
 #
-# Which keys of an earlier block can row `i` see, and which of its own block? Count both, then read each key off
+# Which keys of an earlier block can a row see, and which of its own block? Count both, then read each key off
 # its place in the row.
 # </details>
 

@@ -239,6 +239,37 @@ masked pairs. On a GPU the overhead is small and the tile size is bounded by on-
 check("ex06.text_q6", q6_text)
 
 # %% [markdown]
+# ## ★ Exercise 7 (challenge): the block layout of a neighbour list, in O(nnz)
+#
+# A kernel's planner gets a pattern as CSR neighbour lists (lesson 01), not as a mask: at 200,000 tokens the mask
+# would take 40 GB. Write `csr_block_layout(indptr, indices, block)`: the same `(nb, nb)` layout as exercise 1's
+# `block_layout(mask, block)`, from the lists alone, `n = len(indptr) - 1`, `nb = ceil(n / block)`. The check runs
+# it on 200,000 tokens too. Graded in the ★ column.
+#
+# <details><summary>Hint</summary>
+#
+# Every allowed pair lands in exactly one tile, named by the block of its query and the block of its key. The
+# query of each listed key is not stored: it follows from the row starts. Mark the tiles; never visit the
+# pairs that are not allowed.
+# </details>
+
+# %%
+def csr_block_layout(indptr, indices, block):
+    """(nb, nb) bool: does tile (I, J) hold any pair of the CSR neighbour lists? O(nnz + nb²)."""
+    ### BEGIN SOLUTION: the query of every entry from indptr, then one scatter into the (nb, nb) layout
+    n = len(indptr) - 1
+    nb = -(-n // block)  # ceil(n / block)
+    rows = np.repeat(np.arange(n), np.diff(indptr))  # (nnz,) the query of every key
+    layout = np.zeros((nb, nb), dtype=bool)
+    layout[rows // block, np.asarray(indices) // block] = True
+    return layout
+    ### END SOLUTION
+
+
+# %%
+check("ex06.star_csr_block_layout", csr_block_layout)
+
+# %% [markdown]
 # ## Your grade
 #
 # Every check above prints its points. To grade the whole notebook as the course does, from a terminal:

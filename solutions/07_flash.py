@@ -236,6 +236,44 @@ partial outputs: a partial output alone does not say how much softmax mass its k
 check("ex07.text_q6", q6_text)
 
 # %% [markdown]
+# ## ★ Exercise 7 (challenge): causal FlashAttention, masked tile by tile
+#
+# A causal model never builds an `n × n` mask either. Write `causal_flash(q, k, v, block_q, block_k)` for
+# `q, k, v` of `n` rows each: causal attention (query `i` sees keys `j <= i`), tiled like exercise 3, where a tile
+# entirely above the diagonal is skipped and each remaining tile computes its own small mask from where it sits.
+# `block_q` and `block_k` may differ and need not divide `n`. Graded in the ★ column.
+#
+# <details><summary>Hint</summary>
+#
+# A tile knows its first query row and its first key column; the positions inside it are those plus the offsets
+# within the tile, and the causal rule compares positions in the whole sequence, not within the tile. Only the
+# tiles that the diagonal crosses need a mask at all, and the tiles past the diagonal need no work.
+# </details>
+
+# %%
+def causal_flash(q, k, v, block_q, block_k):
+    """Causal attention of q, k, v (n, d), one tile at a time; tiles above the diagonal are never computed."""
+    ### BEGIN SOLUTION: skip tiles past the diagonal; mask a tile by comparing global query and key positions
+    scale = 1.0 / math.sqrt(q.shape[1])
+    out = np.zeros((q.shape[0], v.shape[1]), dtype=np.result_type(q, v))  # (n, dv)
+    for i0 in range(0, q.shape[0], block_q):
+        qi = q[i0:i0 + block_q] * scale  # (r, d)
+        rows = np.arange(i0, i0 + len(qi))  # (r,) global query positions
+        acc, m, l = np.zeros((len(qi), v.shape[1])), np.full(len(qi), -np.inf), np.zeros(len(qi))
+        for j0 in range(0, rows[-1] + 1, block_k):  # key tiles starting after the last query are skipped
+            s = qi @ k[j0:j0 + block_k].T  # (r, c)
+            cols = np.arange(j0, j0 + s.shape[1])  # (c,) global key positions
+            s = np.where(cols[None, :] <= rows[:, None], s, -np.inf)
+            acc, m, l = tile_update(acc, m, l, s, v[j0:j0 + block_k])
+        out[i0:i0 + block_q] = acc / l[:, None]  # every row sees at least itself
+    return out
+    ### END SOLUTION
+
+
+# %%
+check("ex07.star_causal_flash", causal_flash)
+
+# %% [markdown]
 # ## Your grade
 #
 # Every check above prints its points. To grade the whole notebook as the course does, from a terminal:

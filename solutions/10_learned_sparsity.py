@@ -251,6 +251,43 @@ block's *mean* scores poorly (averaging hides a single strong key among weak one
 check("ex10.text_q6", q6_text)
 
 # %% [markdown]
+# ## ★ Exercise 7 (challenge): same-bucket neighbour lists, in O(nnz)
+#
+# Once every token has a bucket (exercise 1), the plainest LSH pattern lets query `i` attend to key `j` exactly
+# when `buckets[i] == buckets[j]`. Write `bucket_neighbors(buckets)`: its CSR `(indptr, indices)` in token order,
+# keys ascending in every row. Bucket ids are non-negative integers, not necessarily consecutive. The check runs it
+# on 200,000 tokens too, where an `n × n` comparison does not fit. Graded in the ★ column.
+#
+# <details><summary>Hint</summary>
+#
+# A stable sort by bucket lists every bucket's members next to each other, in token order. A row's keys are then
+# one contiguous run of that sorted list, and its length is the size of the row's bucket; the rest is arithmetic on
+# run starts and lengths, with no loop over tokens.
+# </details>
+
+# %%
+def bucket_neighbors(buckets):
+    """CSR (indptr, indices): query i sees the keys j with buckets[j] == buckets[i], j ascending."""
+    ### BEGIN SOLUTION: sort by bucket (stable), runs of equal buckets, each row copies its run
+    buckets = np.asarray(buckets)
+    n = len(buckets)
+    order = np.argsort(buckets, kind="stable")  # (n,) members of each bucket together, in token order
+    starts = np.flatnonzero(np.r_[True, buckets[order][1:] != buckets[order][:-1]]) if n else np.zeros(0, int)
+    sizes = np.diff(np.r_[starts, n])  # (runs,)
+    run = np.empty(n, dtype=np.int64)
+    run[order] = np.repeat(np.arange(len(starts)), sizes)  # (n,) the run of every token
+    count = sizes[run]  # (n,) row lengths
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(count, out=indptr[1:])
+    row = np.repeat(np.arange(n), count)  # (nnz,)
+    return indptr, order[starts[run[row]] + np.arange(indptr[-1]) - indptr[row]].astype(np.int64)
+    ### END SOLUTION
+
+
+# %%
+check("ex10.star_bucket_neighbors", bucket_neighbors)
+
+# %% [markdown]
 # ## Your grade
 #
 # Every check above prints its points. To grade the whole notebook as the course does, from a terminal:

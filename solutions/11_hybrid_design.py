@@ -37,6 +37,7 @@ if "google.colab" in sys.modules:
     output.enable_custom_widget_manager()
 
 # %%
+import numpy as np
 
 from saattn_edu import patterns as P
 from saattn_edu.grading import check
@@ -105,19 +106,20 @@ check("ex11.stack_attention_flops", stack_attention_flops)
 # %% [markdown]
 # ## Exercise 3: design a hybrid within a budget
 #
-# The grader's problem is in `DESIGN`: a 3-layer encoder (`d_model 32`, 2 heads) trained for 150 steps with seed 0
-# on `NeedleRetrieval(seq_len=256, distance=(128, 250), n_filler=1)` — a length where a sparse layer is much cheaper
-# than a dense one (a window of 5 keeps 2 % of the pairs). Your `my_layers` (3 fixed patterns from
-# `saattn_edu.patterns`, bottom first) must cost at most **40 %** of the all-dense model's attention FLOPs and reach
-# **90 %** held-out accuracy. The check trains your design (about 20–60 s on 2 cores; a stack that cannot reach the
-# needle is refused at once, untrained);
+# The grader's problem is in `DESIGN`: a 3-layer encoder (`d_model 32`, 2 heads) trained for 100 steps with seed 0
+# on `NeedleRetrieval(seq_len=64, distance=(32, 58), n_filler=1)`: the needle lies 32 to 58 tokens before the
+# query, beyond the reach of three small windows, and a window of 5 keeps only 8 % of a dense layer's pairs. Your
+# `my_layers` (3 fixed patterns from `saattn_edu.patterns`, bottom first) must cost at most **40 %** of the
+# all-dense model's attention FLOPs and reach **90 %** held-out accuracy. The check trains your design (about
+# 3–10 s on 2 cores; a stack that cannot reach the needle is refused at once, untrained);
 # `train_design(layers).final_accuracy` trains it exactly as the grader does, should you want to compare designs
 # first.
 #
 # <details><summary>Hint</summary>
 #
-# Three windows cannot see 128+ tokens away (exercise 1). One dense layer costs a third of the dense model; what is
-# left must pay for the other two layers (exercise 2 and question 5). A global token is another way to reach far.
+# Three small windows cannot see 32+ tokens away (exercise 1). One dense layer costs a third of the dense model;
+# what is left must pay for the other two layers (exercise 2 and question 5). A global token is another way to
+# reach far.
 # </details>
 
 # %%
@@ -180,6 +182,55 @@ token and sees every token: the needle writes into it in one layer and the query
 two hops whatever the distance, for the price of 2n extra pairs per global token."""
 ### END SOLUTION
 check("ex11.text_q6", q6_text)
+
+# %% [markdown]
+# ## ★ Exercise 7 (challenge): the distances a dilated stack really reaches
+#
+# Exercise 1 added up reaches. With dilation that overstates what a stack sees: a causal
+# `DilatedWindow(w, dilation)` lets token `i` hear from `i − t · dilation` for `t = 0 .. w − 1` only, and stacking
+# layers adds one allowed step from each layer, so some distances below the total can never be covered. Write
+# `stack_reach(layers, n)`: for causal layers `layers` (a list of `(window, dilation)` pairs, bottom first) on `n`
+# tokens, the boolean array `reach` of length `n` with `reach[d]` True when the last token can hear from the token
+# `d` places before it (`reach[0]` is the token itself). Graded in the ★ column.
+#
+# <details><summary>Hint</summary>
+#
+# Keep the set of distances reached so far as a boolean array, one entry per distance below n. One layer turns it
+# into the union of its copies shifted by each of the layer's steps, cut at n; a layer costs one shifted copy per
+# step of its window, never a loop over tokens or an n × n matrix.
+# </details>
+
+# %%
+def stack_reach(layers, n):
+    """(n,) bool: reach[d] when the last token hears from d tokens back through causal dilated windows."""
+    ### BEGIN SOLUTION: a boolean array of distances; each layer ORs in its shifted copies
+    reach = np.zeros(n, dtype=bool)
+    reach[0] = True  # the token itself (the residual stream)
+    for window, dilation in layers:
+        new = reach.copy()
+        for t in range(1, window):
+            step = t * dilation
+            if step >= n:
+                break
+            new[step:] |= reach[:n - step]
+        reach = new
+    return reach
+    ### END SOLUTION
+
+
+# %%
+check("ex11.star_stack_reach", stack_reach)
+
+# %% [markdown]
+# Dilation growing with depth covers a long distance with few layers. Whether it also covers every distance below
+# that depends on the windows: windows of 4 with dilations 1, 4, 16 write every distance up to 63 in base 4;
+# windows of 3 leave holes.
+
+# %%
+for layers in ([(4, 1), (4, 4), (4, 16)], [(3, 1), (3, 4), (3, 16)]):
+    reach = stack_reach(layers, 80)
+    far = int(np.flatnonzero(reach).max())
+    print(f"{layers}: farthest {far}, distances reached up to it: {int(reach[:far + 1].sum())} of {far + 1}")
 
 # %% [markdown]
 # ## Your grade

@@ -676,6 +676,7 @@ MUTANTS.update({
         "over the budget": lambda ns: _design("dense3"),
         "two layers": lambda ns: _design("two"),
         "all sliding windows": lambda ns: _design("sliding"),
+        "the dense layer on top (trains, misses the bar)": lambda ns: _design("dense last"),
     },
     "ex11.q4": {"one too few": value(40), "w // 2 = 20": value(20), "a float": value(41.0)},
     "ex11.q5": {"inverted": value(1 / 0.3740), "dense only": value(1.0), "two thirds": value(2 / 3)},
@@ -733,7 +734,8 @@ def _design(kind):
     from saattn_edu import patterns as P
 
     return {"dense3": [P.Dense()] * 3, "two": [P.Dense(), P.SlidingWindow(5)],
-            "sliding": [P.SlidingWindow(9)] * 3}[kind]
+            "sliding": [P.SlidingWindow(9)] * 3,
+            "dense last": [P.SlidingWindow(5), P.SlidingWindow(5), P.Dense()]}[kind]
 
 
 # ---- free-text questions: answered means a few sentences, as a string -------------------------------------------
@@ -811,3 +813,201 @@ MUTANTS.update({
         "transposed": lambda ns: post(ns.zigzag_positions, lambda x: x.T.copy()),
     },
 })
+
+
+# ---- ★ challenge tasks, exercises 03 to 11 -------------------------------------------------------------------------
+def _csr_of_keys(key, n):
+    key = np.asarray(key, dtype=np.int64)
+    return np.searchsorted(key, np.arange(n + 1, dtype=np.int64) * n).astype(np.int64), key % n
+
+
+def _longformer_rows_only(n, window, global_indices):
+    g = np.unique(np.asarray(global_indices, dtype=np.int64))
+    h = min(window // 2, max(n - 1, 0))
+    i = np.arange(n, dtype=np.int64)
+    j = i[:, None] + np.arange(-h, h + 1)[None, :]
+    band = (i[:, None] * n + j)[(j >= 0) & (j < n)]
+    key = np.sort(np.concatenate([band, (g[:, None] * n + i[None, :]).ravel()]))  # global columns forgotten
+    return _csr_of_keys(key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key, n)
+
+
+def _longformer_with_repeats(n, window, global_indices):
+    g = np.unique(np.asarray(global_indices, dtype=np.int64))
+    h = min(window // 2, max(n - 1, 0))
+    i = np.arange(n, dtype=np.int64)
+    j = i[:, None] + np.arange(-h, h + 1)[None, :]
+    band = (i[:, None] * n + j)[(j >= 0) & (j < n)]
+    parts = [band, (i[:, None] * n + g[None, :]).ravel(), (g[:, None] * n + i[None, :]).ravel()]
+    return _csr_of_keys(np.sort(np.concatenate(parts), kind="stable"), n)  # overlaps kept twice
+
+
+def _blocks_with_replacement(nb, window_blocks, global_blocks, random_blocks, seed):
+    rng = np.random.default_rng(seed)
+    g, rows = global_blocks, np.arange(nb)
+    lo, hi = np.clip(rows - window_blocks // 2, g, nb), np.clip(rows + window_blocks // 2 + 1, g, nb)
+    count = np.where(rows < g, 0, (nb - g) - (hi - lo))
+    x = np.floor(rng.random((nb, random_blocks)) * count[:, None]).astype(np.int64)  # repeats possible
+    left = (lo - g)[:, None]
+    blocks = np.where(x < left, g + x, hi[:, None] + x - left)
+    keep = np.arange(random_blocks)[None, :] < np.minimum(count, random_blocks)[:, None]
+    return np.where(keep, blocks, -1)
+
+
+def _blocks_nearest(nb, window_blocks, global_blocks, random_blocks, seed):
+    """The first candidates right of the window (left when they run out): valid, never random."""
+    rows, g, r = np.arange(nb), global_blocks, random_blocks
+    hi = np.clip(rows + window_blocks // 2 + 1, g, nb)
+    lo = np.clip(rows - window_blocks // 2, g, nb)
+    cand = np.concatenate([hi[:, None] + np.arange(r), lo[:, None] - 1 - np.arange(r)], axis=1)  # (nb, 2r)
+    ok = (cand >= g) & (cand < nb) & ((cand >= hi[:, None]) | (cand < lo[:, None]))
+    order = np.argsort(~ok, axis=1, kind="stable")[:, :r]
+    out = np.where(np.take_along_axis(ok, order, 1), np.take_along_axis(cand, order, 1), -1)
+    out[:g] = -1
+    return out
+
+
+def _layout_by_position(indptr, indices, block):
+    n = len(indptr) - 1
+    nb = -(-n // block)
+    layout = np.zeros((nb, nb), dtype=bool)
+    layout[np.minimum(np.arange(len(indices)), n - 1) // block, np.asarray(indices) // block] = True
+    return layout
+
+
+def _layout_by_indptr(indptr, indices, block):
+    """Each row's first key only (the row starts index the keys): later keys of a row are lost."""
+    n = len(indptr) - 1
+    nb = -(-n // block)
+    layout = np.zeros((nb, nb), dtype=bool)
+    rows = np.flatnonzero(np.diff(indptr))
+    layout[rows // block, np.asarray(indices)[indptr[rows]] // block] = True
+    return layout
+
+
+def _causal_tiles(q, k, v, block_q, block_k, keep):
+    """The causal tiled pass with keep(rows, cols, r, c) -> (r, c) bool deciding each tile's entries."""
+    scale = 1.0 / math.sqrt(q.shape[1])
+    out = np.zeros((q.shape[0], v.shape[1]), dtype=np.result_type(q, v))
+    for i0 in range(0, q.shape[0], block_q):
+        qi = q[i0:i0 + block_q] * scale
+        rows = np.arange(i0, i0 + len(qi))
+        acc, m, l = np.zeros((len(qi), v.shape[1])), np.full(len(qi), -np.inf), np.zeros(len(qi))
+        for j0 in range(0, q.shape[0], block_k):
+            cols = np.arange(j0, min(j0 + block_k, k.shape[0]))
+            ok = keep(rows, cols)
+            if not ok.any():
+                continue
+            s = np.where(ok, qi @ k[j0:j0 + block_k].T, -np.inf)
+            m_new = np.maximum(m, s.max(axis=1))
+            m_safe = np.where(np.isneginf(m_new), 0.0, m_new)
+            alpha, p = np.exp(m - m_safe), np.exp(s - m_safe[:, None])
+            acc, m, l = alpha[:, None] * acc + p @ v[j0:j0 + block_k], m_new, alpha * l + p.sum(axis=1)
+        out[i0:i0 + block_q] = acc / np.where(l > 0, l, 1.0)[:, None]
+    return out
+
+
+def _causal_local_mask(q, k, v, block_q, block_k):
+    def keep(rows, cols):
+        if cols[0] > rows[-1]:
+            return np.zeros((len(rows), len(cols)), dtype=bool)
+        return (cols - cols[0])[None, :] <= (rows - rows[0])[:, None]  # positions inside the tile
+    return _causal_tiles(q, k, v, block_q, block_k, keep)
+
+
+def _causal_no_mask(q, k, v, block_q, block_k):
+    return _causal_tiles(q, k, v, block_q, block_k,
+                         lambda rows, cols: np.full((len(rows), len(cols)), cols[0] <= rows[-1]))
+
+
+def _causal_skips_diagonal_tile(q, k, v, block_q, block_k):
+    return _causal_tiles(q, k, v, block_q, block_k, lambda rows, cols: np.full(
+        (len(rows), len(cols)), cols[-1] <= rows[0]) & (cols[None, :] <= rows[:, None]))
+
+
+def _bucket_pairs(buckets):
+    b = np.asarray(buckets)
+    n = len(b)
+    rows, cols = np.nonzero(b[:, None] == b[None, :]) if n <= 5000 else (None, None)
+    if rows is None:  # the huge case: per bucket, which is what a learner's loop would do
+        order = np.argsort(b, kind="stable")
+        _, first, size = np.unique(b[order], return_index=True, return_counts=True)
+        members = [order[f:f + c] for f, c in zip(first, size)]
+        rows = np.concatenate([np.repeat(m, len(m)) for m in members])
+        cols = np.concatenate([np.tile(m, len(m)) for m in members])
+    return rows.astype(np.int64), cols.astype(np.int64), n
+
+
+def _csr_from(rows, cols, n):
+    key = np.sort(rows * n + cols)
+    return _csr_of_keys(key, n)
+
+
+def _bucket_without_self(buckets):
+    rows, cols, n = _bucket_pairs(buckets)
+    return _csr_from(rows[rows != cols], cols[rows != cols], n)
+
+
+def _bucket_causal(buckets):
+    rows, cols, n = _bucket_pairs(buckets)
+    return _csr_from(rows[cols <= rows], cols[cols <= rows], n)
+
+
+def _bucket_rows_sorted(buckets):
+    """Row r holds the keys of the r-th token in bucket order (the sorted order never mapped back)."""
+    b = np.asarray(buckets)
+    indptr, indices = _csr_from(*_bucket_pairs(b))
+    order = np.argsort(b, kind="stable")
+    rows = [indices[indptr[i]:indptr[i + 1]] for i in order]
+    return np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64), np.concatenate(rows)
+
+
+def _reach_summed(layers, n):
+    reach = np.zeros(n, dtype=bool)
+    reach[:min(n, 1 + sum((w - 1) * d for w, d in layers))] = True
+    return reach
+
+
+MUTANTS.update({
+    "ex03.star_longformer_neighbors": {
+        "global columns forgotten": lambda ns: _longformer_rows_only,
+        "overlaps kept twice": lambda ns: _longformer_with_repeats,
+        "window reaching `window` each side": lambda ns: pre(ns.longformer_neighbors,
+                                                             window=lambda kw: 2 * kw["window"] + 2),
+        "rows in descending order": lambda ns: post(ns.longformer_neighbors, _csr_rows_reversed),
+    },
+    "ex04.star_random_blocks_vectorised": {
+        "the row-by-row loop of exercise 2": lambda ns: ns.random_blocks,
+        "drawn with replacement": lambda ns: _blocks_with_replacement,
+        "the nearest candidates": lambda ns: _blocks_nearest,
+        "the seed ignored": lambda ns: pre(ns.random_blocks_vectorised, seed=lambda kw: None),
+        "window ignored": lambda ns: pre(ns.random_blocks_vectorised, window_blocks=lambda kw: 1),
+    },
+    "ex06.star_csr_block_layout": {
+        "transposed": lambda ns: post(ns.csr_block_layout, lambda x: x.T.copy()),
+        "floor(n / block) blocks": lambda ns: lambda indptr, indices, block: ns.csr_block_layout(
+            indptr, indices, block)[:(len(indptr) - 1) // block, :(len(indptr) - 1) // block],
+        "entry position taken for the query": lambda ns: _layout_by_position,
+        "row starts taken for the queries": lambda ns: _layout_by_indptr,
+    },
+    "ex07.star_causal_flash": {
+        "diagonal excluded": lambda ns: lambda q, k, v, block_q, block_k: _causal_tiles(
+            q, k, v, block_q, block_k, lambda rows, cols: cols[None, :] < rows[:, None]),
+        "mask from in-tile offsets": lambda ns: _causal_local_mask,
+        "no mask in the diagonal tiles": lambda ns: _causal_no_mask,
+        "the diagonal tile skipped": lambda ns: _causal_skips_diagonal_tile,
+    },
+    "ex10.star_bucket_neighbors": {
+        "itself left out": lambda ns: _bucket_without_self,
+        "causal: earlier keys only": lambda ns: _bucket_causal,
+        "rows in bucket order, not token order": lambda ns: _bucket_rows_sorted,
+        "rows in descending order": lambda ns: post(ns.bucket_neighbors, _csr_rows_reversed),
+    },
+    "ex11.star_stack_reach": {
+        "a sum of reaches (no holes)": lambda ns: _reach_summed,
+        "dilation ignored": lambda ns: lambda layers, n: ns.stack_reach([(w, 1) for w, _ in layers], n),
+        "windows one step too long": lambda ns: lambda layers, n: ns.stack_reach([(w + 1, d) for w, d in layers], n),
+        "only the widest layer": lambda ns: lambda layers, n: ns.stack_reach(
+            [max(layers, key=lambda wd: (wd[0] - 1) * wd[1])], n),
+    },
+})
+

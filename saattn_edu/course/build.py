@@ -22,7 +22,7 @@ MANIFEST = ".build-hashes.json"
 SOURCE_GLOB = "[0-9][0-9]_*.ipynb"
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)### BEGIN (?P<kind>SOLUTION|ANSWER)\b[ \t:.-]*(?P<text>.*?)\s*$")
 _END = re.compile(r"^[ \t]*### END (?P<kind>SOLUTION|ANSWER)\s*$")
-_EXERCISE_HEADING = re.compile(r"^#+\s*Exercise\s+(\d+)", re.MULTILINE)
+_EXERCISE_HEADING = re.compile(r"^#+\s*(?:★\s*)?Exercise\s+(\d+)", re.MULTILINE)  # "## ★ Exercise 8 (challenge)" too
 _DROP_CELL_METADATA = ("execution", "collapsed", "scrolled", "ExecuteTime")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from ..grading.report import CaseResult, CheckResult, fmt_points
+from ..grading.report import CaseResult, CheckResult, column_of, columns_line, fmt_points, shown_points
 from ..grading.runner import draw_seed, run_question
 from ..grading.spec import Question, questions
 from .channel import Limits, RemoteFunction, Sandbox, SandboxGone, outcome_of
@@ -46,8 +46,16 @@ class NotebookGrade:
     def max_points(self) -> float:
         return float(sum(r["max_points"] for r in self.results))
 
+    @property
+    def columns(self) -> dict:
+        """{'core': (points, max), 'star': (points, max), 'free_text': (answered, asked)}."""
+        from ..grading.tiers import columns
+
+        return columns(self.results)
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "points": self.points, "max_points": self.max_points}
+        cols = {k: list(v) for k, v in self.columns.items()}
+        return {**asdict(self), "points": self.points, "max_points": self.max_points, "columns": cols}
 
     @classmethod
     def from_dict(cls, d: dict) -> "NotebookGrade":
@@ -193,10 +201,11 @@ def table(g: NotebookGrade) -> str:
     width = max([len("exercise")] + [len(r["question"]) for r in g.results])
     head = f"{g.path}: {fmt_points(g.points)}/{fmt_points(g.max_points)} points"
     lines = [head + (f"  ({g.status.upper()}: {g.error})" if g.status != "graded" else ""),
-             f"  {'exercise':<{width}}  {'points':>6}  {'max':>5}  status"]
+             f"  {columns_line(g.results)}",
+             f"  {'exercise':<{width}}  {'column':<9}  {'points':>12}  {'max':>5}  status"]
     for r in g.results:
-        lines.append(f"  {r['question']:<{width}}  {fmt_points(r['points']):>6}  {fmt_points(r['max_points']):>5}"
-                     f"  {r['status']}")
+        lines.append(f"  {r['question']:<{width}}  {column_of(r['question']):<9}  {shown_points(r):>12}  "
+                     f"{fmt_points(r['max_points']):>5}  {r['status']}")
     if g.cell_errors:
         first = g.cell_errors[0]
         lines.append(f"  {len(g.cell_errors)} cell(s) raised; first: cell {first['cell']} {first['ename']}")

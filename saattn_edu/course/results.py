@@ -10,7 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from ..grading.report import fmt_points
+from ..grading.report import fmt_points, shown_points
 from .grade import NotebookGrade, grade_notebook
 
 
@@ -68,18 +68,24 @@ def _replace(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+TIER_COLUMNS = ("core", "core max", "star", "star max", "free text answered", "free text asked")
+
+
 def csv_text(grades, root=None) -> str:
-    """One row per submission: points per question, total, max, status (graded / timed out / not graded), error."""
+    """One row per submission: points per question (a free-text question: answered / not answered), total, max,
+    the core, ★ and free-text columns, status (graded / timed out / not graded), error."""
     import io
 
     columns = list(dict.fromkeys(r["question"] for g in grades for r in g.results))
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(["submission", *columns, "total", "max", "status", "error"])
+    w.writerow(["submission", *columns, "total", "max", *TIER_COLUMNS, "status", "error"])
     for g in grades:
-        pts = {r["question"]: fmt_points(r["points"]) for r in g.results}
+        pts = {r["question"]: shown_points(r) for r in g.results}
         name = os.path.relpath(g.path, root) if root else g.path
+        tiers = g.columns
         w.writerow([name, *(pts.get(c, "") for c in columns), fmt_points(g.points), fmt_points(g.max_points),
+                    *(fmt_points(x) for x in (*tiers["core"], *tiers["star"])), *tiers["free_text"],
                     g.status, g.error])
     return out.getvalue()
 

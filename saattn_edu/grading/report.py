@@ -11,6 +11,34 @@ def fmt_points(x: float) -> str:
     return f"{x:g}"
 
 
+# ---- the grade's point columns: core exercises, ★ challenge tasks, free text (answered / not answered) -------------
+def column_of(question_id: str) -> str:
+    """'core', '★' or 'free text': the column a question's points are shown in."""
+    from .freetext import FREE_TEXT_PREFIX
+    from .tiers import is_star
+
+    if str(question_id).split(".")[-1].startswith(FREE_TEXT_PREFIX):
+        return "free text"
+    return "★" if is_star(question_id) else "core"
+
+
+def shown_points(result: dict) -> str:
+    """A question's points as a report shows them: a free-text answer is 'answered' or 'not answered'."""
+    if column_of(result["question"]) == "free text":
+        return "answered" if result.get("status") == "passed" else "not answered"
+    return fmt_points(result["points"])
+
+
+def columns_line(results) -> str:
+    """'core 24/24   ★ 4/4   free text 1/1 answered' over CheckResults or their dicts."""
+    from .tiers import columns
+
+    c = columns(results)
+    (cp, cm), (sp, sm), (fa, fq) = c["core"], c["star"], c["free_text"]
+    return (f"core {fmt_points(cp)}/{fmt_points(cm)}   ★ {fmt_points(sp)}/{fmt_points(sm)}   "
+            f"free text {fa}/{fq} answered")
+
+
 @dataclass
 class CaseResult:
     index: int  # 1-based

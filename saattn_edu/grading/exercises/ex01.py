@@ -138,31 +138,33 @@ QUESTIONS = [
         "sliding_window_mask", 1,
         reference=lambda n, window, causal: P.SlidingWindow(window, causal).mask(n),
         compare=Diagnosed(ArrayEqual("b")), forbid=forbid_pattern_api,
-        hint="Build i as a column and j as a row (np.arange(n)[:, None], np.arange(n)[None, :]); d = i - j.",
+        hint="Wrong pairs allowed or missing in sliding_window_mask: usually the offset i - j built the wrong way "
+             "round (rows are queries i, columns keys j) or a bound one off.",
         cases=(
             Case("non-causal, odd window", _window_case(parity=1, causal=False),
-                 hint="non-causal keeps |i - j| <= window // 2"),
+                 hint="pairs missing or extra far from the diagonal: non-causal keeps |i - j| up to half the window, rounded down"),
             Case("non-causal, even window", _window_case(parity=0, causal=False),
-                 hint="an even window reaches window // 2 on each side, like window + 1"),
+                 hint="one pair too few on each side: an even window still reaches half its width on each side"),
             Case("causal window", _window_case(causal=True), hint="causal keeps 0 <= i - j < window"),
             Case("window at least as long as the sequence", _window_case(wide=True),
-                 hint="a wide window is clipped by the sequence's ends"),
+                 hint="errors near the first or last token: a wide window is clipped by the sequence's ends"),
             Case("causal window of 1 (the diagonal)", lambda rng: {"n": _n(rng), "window": 1, "causal": True},
-                 hint="window=1 keeps only i == j"),
+                 hint="anything off the diagonal is wrong: a causal window of 1 keeps each token alone"),
         ),
     ),
     Question(
         "dilated_window_mask", 2,
         reference=lambda n, window, dilation, causal: P.DilatedWindow(window, dilation, causal).mask(n),
         compare=Diagnosed(ArrayEqual("b")), forbid=forbid_pattern_api,
-        hint="Keep (i - j) % dilation == 0, then apply the sliding-window rule to (i - j) // dilation.",
+        hint="Pairs between the grid points allowed, or the reach wrong, in dilated_window_mask: keep only offsets that "
+             "are whole multiples of the dilation, and count the window in dilation steps.",
         cases=(
             Case("dilation 1 is the sliding window", _dilated_case(dilation=1),
-                 hint="with dilation=1 the answer equals sliding_window_mask"),
+                 hint="a dilation of 1 must give exactly the sliding window of exercise 1"),
             Case("non-causal, dilation 2 to 4", _dilated_case(causal=False),
-                 hint="non-causal keeps |(i - j) // dilation| <= window // 2"),
+                 hint="too many or too few steps each side: non-causal keeps up to half the window, in steps of the dilation"),
             Case("causal, dilation 2 to 4", _dilated_case(causal=True),
-                 hint="causal keeps 0 <= (i - j) // dilation < window"),
+                 hint="causal keeps the query and the window - 1 grid steps before it, none after"),
             Case("reach beyond the sequence", _dilated_case(wide=True),
                  hint="keys outside [0, n) simply do not exist"),
         ),
@@ -171,7 +173,8 @@ QUESTIONS = [
         "global_tokens_mask", 3,
         reference=lambda n, indices: _global_tokens()(indices).mask(n),
         compare=Diagnosed(ArrayEqual("b")), forbid=forbid_pattern_api,
-        hint="Mark the global positions in a length-n boolean vector g; then combine g[:, None] and g[None, :].",
+        hint="Rows or columns missing in global_tokens_mask: a global token allows its whole row and its whole "
+             "column; mark the global positions once, then spread them along both axes.",
         cases=(
             Case("one global token at position 0", _global_case("first"),
                  hint="row 0 and column 0 are all True"),
@@ -185,7 +188,8 @@ QUESTIONS = [
         "mask_to_csr", 4,
         reference=lambda mask: P.CSR.from_mask(mask),
         compare=CSREqual(), forbid=forbid_pattern_api,
-        hint="indptr[i+1] - indptr[i] is the number of True in row i (a cumulative sum); np.nonzero lists the keys.",
+        hint="Rows start at the wrong place or keys come out of order in mask_to_csr: indptr is the running total "
+             "of the row counts, starting at 0; keys are listed row by row, ascending.",
         cases=(
             Case("random mask", _mask_case("random")),
             Case("random mask with empty rows", _mask_case("empty rows"),
@@ -198,17 +202,17 @@ QUESTIONS = [
         "sliding_window_num_pairs", 5,
         reference=lambda n, window, causal: P.SlidingWindow(window, causal).num_pairs(n),
         compare=IntEqual(), forbid=forbid_pattern_api,
-        hint="Count by offset: offset d = i - j (0 < d < n) occurs in n - d rows; "
-             "sum over the offsets the window keeps.",
+        hint="A wrong count in sliding_window_num_pairs: count by offset (an offset d between 0 and n occurs in n - d "
+             "rows) and add up the offsets the window keeps.",
         cases=(
             Case("non-causal, short sequences", _pairs_case(causal=False)),
             Case("causal, short sequences", _pairs_case(causal=True)),
             Case("window wider than the sequence", _pairs_case(causal=False, wide=True),
                  hint="only offsets below n exist: clip the reach at n - 1"),
             Case("causal, a billion tokens or more", _pairs_case(causal=True, huge=True),
-                 hint="sum n - d over d = 0..r in closed form: (r + 1)·n - r·(r + 1)/2, with integer //"),
+                 hint="wrong or a float at a billion tokens: sum n - d over the kept offsets in closed form, in integers only"),
             Case("non-causal, a billion tokens or more", _pairs_case(causal=False, huge=True),
-                 hint="both sides reach window // 2: count one side and double it, plus the diagonal"),
+                 hint="off by about n: both sides reach half the window; count one side, double it, add the diagonal once"),
         ),
     ),
     Question(

@@ -162,7 +162,8 @@ QUESTIONS = [
         "window_neighbors", 1,
         reference=lambda n, window, dilation, causal: P.DilatedWindow(window, dilation, causal).neighbors(n),
         compare=CSREqual(), forbid=forbid_pattern_api,
-        hint="Offsets steps·dilation for steps in [-left, right]; keys j = i - offset, kept where 0 <= j < n.",
+        hint="Missing or extra keys in window_neighbors: a row holds the keys at the allowed multiples of the dilation "
+             "around its query, cut at the first and the last token.",
         cases=(
             Case("sliding window (dilation 1), non-causal", _neighbors_case(dilation=1, causal=False)),
             Case("sliding window (dilation 1), causal", _neighbors_case(dilation=1, causal=True),
@@ -178,14 +179,15 @@ QUESTIONS = [
         "sparse_attention", 2, reference=_ref_attention,
         compare=Diagnosed(ArrayClose(rtol=1e-4, atol=1e-5), same_dtype=True),
         forbid=forbid_attention_api,
-        hint="Pad every row to the longest one: idx (n, m), valid (n, m); scores = einsum('nd,nmd->nm', q, k[idx]).",
+        hint="Wrong outputs from sparse_attention: each query must take its softmax over its own neighbour list only; "
+             "padding that makes rows equally long must weigh nothing.",
         cases=(
             Case("sliding-window neighbour lists", _attention_case("window")),
             Case("random neighbour lists", _attention_case("random")),
             Case("rows with no keys", _attention_case("empty rows"),
                  hint="a row with no keys returns zeros (not NaN): divide only where the sum is > 0"),
             Case("large logits", _attention_case("large logits"),
-                 hint="subtract each row's max score before np.exp (padding excluded)"),
+                 hint="inf or NaN with large logits: the exponent overflowed; subtract each row's largest real score first"),
             Case("float32 inputs", _attention_case("float32")),
         ),
     ),

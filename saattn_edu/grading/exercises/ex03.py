@@ -8,9 +8,10 @@ import numpy as np
 from saattn_edu import patterns as P
 from saattn_edu import viz as _viz
 
-from ..compare import ArrayEqual, IntEqual, NumberClose
+from ..compare import ArrayEqual, CSREqual, IntEqual, NumberClose
 from ..hints import Diagnosed
 from ..spec import Case, Question
+from ._star import HUGE_N
 from .ex01 import _n, forbid_pattern_api
 
 _receptive_field = importlib.import_module("saattn_edu.viz.receptive_field")  # viz exports a function by this name
@@ -82,18 +83,42 @@ def _pairs_case(huge=False, edge_globals=False, wide=False):
     return make
 
 
+# ---- ★ Longformer's neighbour lists -------------------------------------------------------------------------
+def _ref_longformer_neighbors(n, window, global_indices):
+    c = P.Longformer(window, tuple(int(x) for x in global_indices)).neighbors(n)
+    return c.indptr.astype(np.int64), c.indices.astype(np.int64)
+
+
+def _neighbors_case(kind):
+    def make(rng):
+        if kind == "huge":
+            n = HUGE_N
+            g = [int(x) for x in rng.choice(n, size=3, replace=False)] + [0]
+            return {"n": n, "window": int(rng.integers(2, 9)), "global_indices": g}
+        n = _n(rng, 6, 60)
+        if kind == "no globals":
+            return {"n": n, "window": int(rng.integers(1, 12)), "global_indices": []}
+        if kind == "ends":
+            return {"n": n, "window": int(rng.integers(2, 9)), "global_indices": [n - 1, 0, 1]}
+        window = int(rng.integers(n, 2 * n + 2)) if kind == "wide" else int(rng.integers(1, 12))
+        return {"n": n, "window": window, "global_indices": _globals(rng, n)}
+
+    return make
+
+
 # ---- the questions ---------------------------------------------------------------------------------------------
 QUESTIONS = [
     Question(
         "longformer_mask", 1, reference=_ref_longformer_mask, compare=Diagnosed(ArrayEqual("b")),
         forbid=forbid_pattern_api,
-        hint="The dilated-window rule on d = i - j, OR the global rows and columns.",
+        hint="Wrong pairs in longformer_mask: it is the dilated window of exercise 01 together with the global tokens' "
+             "whole rows and columns.",
         cases=(
             Case("window only (no global tokens)", _longformer_case(dilation=1, no_globals=True),
-                 hint="with no global tokens this is the sliding window |i - j| <= window // 2"),
+                 hint="wrong even without global tokens: the window alone reaches half its width each side, rounded down"),
             Case("window + global tokens", _longformer_case(dilation=1)),
             Case("dilated window + global tokens", _longformer_case(),
-                 hint="dilated: (i - j) % dilation == 0 and |(i - j) // dilation| <= window // 2"),
+                 hint="wrong only when dilated: keep whole multiples of the dilation, and count the reach in dilation steps"),
         ),
     ),
     Question(
@@ -102,7 +127,7 @@ QUESTIONS = [
         hint="Add the identity (the residual stream), then one boolean matrix product: (S @ S) > 0 with S as ints.",
         cases=(
             Case("sliding window", _reach_case("window"),
-                 hint="two window layers reach twice as far: |i - j| <= 2·(window // 2)"),
+                 hint="the band is too narrow or too wide: two window layers reach exactly twice as far as one"),
             Case("window + one global token", _reach_case("window + global"),
                  hint="with a hub every pair is connected in two hops"),
             Case("causal window", _reach_case("causal")),
@@ -117,7 +142,7 @@ QUESTIONS = [
         cases=(
             Case("short sequences", _pairs_case()),
             Case("globals at the ends of the sequence", _pairs_case(edge_globals=True),
-                 hint="row x's window holds min(h, x) + min(h, n - 1 - x) + 1 keys, h = window // 2"),
+                 hint="off near the ends: a global row near the first or last token has fewer window keys, cut at the ends"),
             Case("window wider than the sequence", _pairs_case(wide=True),
                  hint="then the window alone already allows all n² pairs"),
             Case("a million tokens or more", _pairs_case(huge=True),
@@ -128,6 +153,22 @@ QUESTIONS = [
         "q4", 4, kind="value", answer_name="q4_answer", points=2,
         reference=lambda: int(np.ceil(99 / (9 // 2))),
         compare=NumberClose(),
-        hint="Each SlidingWindow(9) layer moves information at most 9 // 2 = 4 tokens.",
+        hint="Each layer of a window of 9 moves information at most 4 tokens: how many layers cover 99?",
+    ),
+    Question(
+        "star_longformer_neighbors", 5, answer_name="longformer_neighbors", reference=_ref_longformer_neighbors,
+        compare=CSREqual(), forbid=forbid_pattern_api,
+        hint="A row of the answer is its band, plus every global key, plus every key at all for a global row; each "
+             "key once, ascending. Work on the allowed pairs only, all rows at once.",
+        cases=(
+            Case("window only (no global tokens)", _neighbors_case("no globals")),
+            Case("window + global tokens, unsorted, one repeated", _neighbors_case("few"),
+                 hint="a global key inside a row's band is still one key of that row"),
+            Case("global tokens at both ends", _neighbors_case("ends"),
+                 hint="the band is cut at the first and the last token"),
+            Case("window wider than the sequence", _neighbors_case("wide"), hint="then every row holds every key"),
+            Case(f"{HUGE_N:,} tokens (no n × n mask fits)", _neighbors_case("huge"),
+                 hint="sizes that grow like n·n are out of reach here: only the allowed pairs fit"),
+        ),
     ),
 ]

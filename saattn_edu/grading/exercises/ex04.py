@@ -138,6 +138,73 @@ class SeededDraws:
         return Verdict(True)
 
 
+# ---- ★ the random-block table, vectorised ------------------------------------------------------------------------
+HUGE_NB = 200_000  # a loop over rows with a candidate list each takes minutes here
+
+
+def table_problem(table, nb, w, g, r) -> str:
+    """Why `table` breaks a rule of random_blocks (checked for all rows at once), or ''."""
+    if not isinstance(table, np.ndarray) or table.dtype.kind not in "iu":
+        return f"returned {_describe_type(table)}; expected an integer NumPy array"
+    if table.shape != (nb, r):
+        return f"expected shape {(nb, r)}, got shape {table.shape}"
+    t, rows, half = table.astype(np.int64), np.arange(nb)[:, None], w // 2
+    valid = t >= 0
+    lo, hi = np.clip(rows - half, g, nb), np.clip(rows + half + 1, g, nb)
+    want = np.where(rows[:, 0] < g, 0, np.minimum(r, (nb - g) - (hi - lo)[:, 0]))  # (nb,) blocks per row
+    bad = valid & ((t < g) | (t >= nb) | (np.abs(t - rows) <= half))
+    distinct = np.sort(np.where(valid, t, -1 - np.arange(r)), axis=1)  # padding made distinct
+    checks = ((t < -1).any(axis=1), "entries must be block indices or -1 (padding)"), \
+        (bad.any(axis=1), f"a drawn block is not a candidate (>= {g}, < {nb}, outside the window of its row)"), \
+        ((distinct[:, 1:] == distinct[:, :-1]).any(axis=1), "a block is drawn twice in one row: draws must be distinct"), \
+        (valid.sum(axis=1) != want, "the number of random blocks in a row is not min(random_blocks, #candidates)")
+    for rows_bad, why in checks:
+        if rows_bad.any():
+            k = int(np.argmax(rows_bad))
+            return f"row block {k}: {why}; your row {k}: {t[k].tolist()}"
+    if nb >= 1000 and r:
+        picks, owner = t[valid], np.broadcast_to(rows, t.shape)[valid]
+        share = np.bincount((picks - g) * 10 // (nb - g), minlength=10) / len(picks)
+        if share.min() < 0.05:
+            return "the draws do not spread over the sequence: some tenth of the blocks is (almost) never drawn"
+        if np.median(np.abs(picks - owner)) < nb / 10:
+            return "the draws stay close to their row: every candidate must be equally likely, near or far"
+    return ""
+
+
+@dataclass
+class FastSeededDraws:
+    """The learner's vectorised random_blocks keeps every rule at nb = HUGE_NB within the time, and seeds behave."""
+
+    params: tuple = ((HUGE_NB, 3, 2, 3), (7, 3, 1, 3), (5000, 7, 0, 2))  # (nb, window, global, random blocks)
+    seeds: tuple = (21, 22, 21)
+    seconds: float = 10.0
+
+    def __call__(self, expected, got) -> Verdict:
+        if not callable(got):
+            return Verdict(False, [f"expected your function random_blocks_vectorised, got a {type(got).__name__}"])
+        for nb, w, g, r in self.params:
+            kw = dict(nb=nb, window_blocks=w, global_blocks=g, random_blocks=r)
+            tables = []
+            for seed in self.seeds:
+                out = call_with_timeout(got, dict(kw, seed=seed), self.seconds, forbid=forbid_bigbird_api())
+                why = failure(out, self.seconds, "random_blocks_vectorised")
+                if why is not None and why.status == "not attempted":
+                    return Verdict(False, [], status="not attempted")
+                if why is not None:
+                    return Verdict(False, [why.line])
+                problem = table_problem(out.value, nb, w, g, r)
+                if problem:
+                    return Verdict(False, [f"random_blocks_vectorised(**{kw}, seed={seed}): {problem}"])
+                tables.append(np.asarray(out.value))
+            if not np.array_equal(tables[0], tables[2]):
+                return Verdict(False, [f"two calls with seed={self.seeds[0]} gave different tables ({kw}): draw "
+                                       "from a generator made from `seed` only"])
+            if nb > 100 and np.array_equal(tables[0], tables[1]):
+                return Verdict(False, [f"seeds {self.seeds[0]} and {self.seeds[1]} gave the same table ({kw})"])
+        return Verdict(True)
+
+
 # ---- input generators ------------------------------------------------------------------------------------------
 def _params(rng, nb_range=(3, 24), g=None, r=None, w=None):
     return {"nb": int(rng.integers(*nb_range)), "window_blocks": int(rng.integers(1, 6)) if w is None else w,
@@ -196,8 +263,8 @@ QUESTIONS = [
     Question(
         "bigbird_block_layout", 1, reference=_ref_layout_from_table, compare=Diagnosed(ArrayEqual("b")),
         forbid=forbid_bigbird_api,
-        hint="layout = (|bi - bj| <= window_blocks // 2) | (bi < g) | (bj < g); then set layout[bi, table[bi, k]] "
-             "for the entries that are not -1.",
+        hint="Wrong blocks in bigbird_block_layout: a layout is the window band, the global rows and columns, and the "
+             "random table's blocks of each row; the padding entries mark nothing.",
         cases=(
             Case("window and global blocks, no random table entries", _layout_case(r=1, w=5, nb_range=(3, 6)),
                  hint="a row whose candidates ran out holds -1: skip those"),
@@ -210,8 +277,8 @@ QUESTIONS = [
         "random_blocks", 2, reference=lambda nb, window_blocks, global_blocks, random_blocks, seed: dict(
             nb=nb, window_blocks=window_blocks, global_blocks=global_blocks, random_blocks=random_blocks),
         compare=ValidRandomBlocks(), forbid=forbid_bigbird_api,
-        hint="Per row: the candidates g..nb-1 outside |bi - bj| <= window_blocks // 2; "
-             "rng.choice(candidates, size=min(r, len), replace=False).",
+        hint="A rule broken in random_blocks: a row draws distinct blocks among its candidates (not global, outside "
+             "its window), as many as asked or as exist, padded after.",
         cases=(
             Case("BigBird's proportions on 48 to 64 blocks", _random_case(nb_range=(48, 65), g=2, r=3, w=3)),
             Case("no global blocks", _random_case(g=0)),
@@ -223,17 +290,18 @@ QUESTIONS = [
     Question(
         "random_blocks_seeded", 2, kind="value", answer_name="random_blocks", points=2,
         reference=lambda: {"params": SeededDraws.params, "seeds": SeededDraws.seeds}, compare=SeededDraws(),
-        hint="One generator made from `seed` at the start, drawing every row in turn: the same seed repeats the "
-             "table, another seed gives another.",
+        hint="Tables that differ for one seed, or agree for different seeds, in random_blocks: make one generator "
+             "from the seed alone and draw every row from it.",
     ),
     Question(
         "hop_distances", 3, reference=hop_distances, compare=Diagnosed(ArrayEqual("i")), forbid=forbid_bigbird_api,
-        hint="Breadth-first from all queries at once: reach_{h} = reach_{h-1} | (reach_{h-1} @ adj), as ints > 0.",
+        hint="Wrong distances from hop_distances: grow the reached set one hop at a time from every query at once, and "
+             "record the hop at which each pair is first reached.",
         cases=(
-            Case("sliding window", _graph_case("window"), hint="a window of w moves w // 2 tokens per hop"),
+            Case("sliding window", _graph_case("window"), hint="distances too short or too long: a window moves information half its width per hop, rounded down"),
             Case("BigBird (tokens)", _graph_case("bigbird")),
             Case("directed graph", _graph_case("directed"),
-                 hint="adj[i, k] is one step from i to k; it need not be symmetric"),
+                 hint="right on symmetric graphs only: a step goes from a query to a key it attends to, one way"),
             Case("two parts that never meet", _graph_case("two parts"),
                  hint="pairs never connected get -1; the diagonal is 0"),
         ),
@@ -252,5 +320,12 @@ QUESTIONS = [
         "q5", 5, kind="value", answer_name="q5_answer", points=2,
         reference=lambda: (3 + 2 + 3) * 64, compare=NumberClose(),
         hint="A query in a middle block sees 3 window blocks, 2 global blocks and 3 random blocks of 64 tokens.",
+    ),
+    Question(
+        "star_random_blocks_vectorised", 6, kind="value", answer_name="random_blocks_vectorised", points=3,
+        reference=lambda: {"params": FastSeededDraws.params, "seeds": FastSeededDraws.seeds},
+        compare=FastSeededDraws(),
+        hint="The same rules as exercise 2, for every row at once: a loop over rows, or a list of a row's "
+             "candidates, is too slow at this size; every candidate of a row equally likely, none twice.",
     ),
 ]

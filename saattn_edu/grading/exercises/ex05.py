@@ -145,12 +145,13 @@ QUESTIONS = [
         "strided_mask", 1,
         reference=lambda n, stride, causal: P.Strided(stride, causal).mask(n),
         compare=Diagnosed(ArrayEqual("b")), forbid=forbid_pattern_api,
-        hint="Causal: (0 <= d <= stride) | ((d % stride == 0) & (d >= 0)) with d = i - j.",
+        hint="Wrong pairs in strided_mask: causal keeps the previous stride keys with the query itself, or any earlier "
+             "key a whole number of strides back.",
         cases=(
             Case("causal, as in the paper", _strided_case(causal=True),
                  hint="the local head keeps the previous stride keys and the query itself: stride + 1 keys"),
             Case("non-causal", _strided_case(causal=False),
-                 hint="non-causal: |d| <= stride, or d % stride == 0 in either direction"),
+                 hint="wrong only without causality: the band and the grid then extend on both sides of the query"),
             Case("stride 1", _strided_case(kind="one")),
             Case("stride at least the sequence length", _strided_case(kind="wide")),
         ),
@@ -159,7 +160,8 @@ QUESTIONS = [
         "fixed_mask", 2,
         reference=lambda n, stride, c, causal: P.Fixed(stride, c, causal).mask(n),
         compare=Diagnosed(ArrayEqual("b")), forbid=forbid_pattern_api,
-        hint="(i // stride == j // stride) | (j % stride >= stride - c), and j <= i when causal.",
+        hint="Wrong pairs in fixed_mask: a query sees its own block and the last c keys of every block, and nothing "
+             "after itself when causal.",
         cases=(
             Case("causal, as in the paper", _fixed_case(causal=True)),
             Case("non-causal", _fixed_case(causal=False)),
@@ -170,7 +172,8 @@ QUESTIONS = [
     ),
     Question(
         "strided_heads", 3, reference=_ref_heads, compare=PairEqual(), forbid=forbid_pattern_api,
-        hint="a1: 0 <= i - j <= stride (the previous stride keys and itself); a2: i - j >= 0 and a multiple of stride.",
+        hint="Wrong heads from strided_heads: the first head is the local band of the previous stride keys and the "
+             "query, the second the earlier keys a whole number of strides back.",
         cases=(
             Case("random stride", _heads_case()),
             Case("stride 1", _heads_case("one")),
@@ -180,7 +183,8 @@ QUESTIONS = [
     ),
     Question(
         "compose", 4, reference=_ref_compose, compare=Diagnosed(ArrayEqual("b")), forbid=forbid_sparse_transformer_api,
-        hint="(outer as int) @ (inner as int) > 0: i reaches j when outer[i, k] and inner[k, j] for some k.",
+        hint="Wrong pairs in compose: i reaches j when some middle token k is allowed for i by the outer pattern and "
+             "allows j under the inner one; an integer matrix product counts such k.",
         cases=(
             Case("dense-ish random masks", _compose_case("random")),
             Case("sparse random masks", _compose_case("sparse")),
@@ -191,7 +195,8 @@ QUESTIONS = [
         "strided_num_pairs", 5,
         reference=lambda n, stride: P.Strided(stride, causal=True).num_pairs(n),
         compare=IntEqual(), forbid=forbid_sparse_transformer_api,
-        hint="Offsets 0..min(stride, n - 1) and k·stride for k >= 2; offset d occurs in n - d rows.",
+        hint="A wrong count in strided_num_pairs: count by offset; the band's offsets and the grid's offsets beyond "
+             "it, each occurring in n - d rows.",
         cases=(
             Case("short sequences", _pairs_case("random")),
             Case("stride ≈ √n", _pairs_case("sqrt")),
@@ -203,7 +208,8 @@ QUESTIONS = [
     ),
     Question(
         "best_stride", 6, reference=_ref_best_stride, compare=IntEqual(), forbid=forbid_sparse_transformer_api,
-        hint="Evaluate your strided_num_pairs for stride = 1..n and take the first minimum (np.argmin + 1).",
+        hint="The wrong stride from best_stride: try every stride from 1 to n with your strided_num_pairs and keep the "
+             "first one with the fewest pairs.",
         cases=(
             Case("short sequences", _best_case("small")),
             Case("perfect squares", _best_case("square")),
@@ -220,7 +226,7 @@ QUESTIONS = [
             Case("random stride and c", _fixed_csr_case("plain")),
             Case("c = 1 (one summary key per block)", _fixed_csr_case("c = 1")),
             Case("c = stride: every earlier key", _fixed_csr_case("c = stride"),
-                 hint="with c = stride the pattern is plain causal attention"),
+                 hint="wrong when c equals the stride: then every earlier key is a summary key, plain causal attention"),
             Case("3,000 tokens or more, strides near √n", _fixed_csr_case("long")),
         ),
     ),

@@ -10,6 +10,7 @@ from ..compare import ArrayEqual, IntEqual, NumberClose
 from ..hints import Diagnosed
 from ..freetext import text_question
 from ..spec import Case, Question
+from ._star import HUGE_N, csr_pair, random_csr
 from .ex01 import forbid_pattern_api
 
 
@@ -121,6 +122,33 @@ def _order_case(kind):
     return make
 
 
+# ---- ★ the block layout of CSR neighbour lists ----------------------------------------------------------------
+def ref_csr_block_layout(indptr, indices, block):
+    n = len(indptr) - 1
+    nb = -(-n // block)
+    layout = np.zeros((nb, nb), dtype=bool)
+    layout[np.repeat(np.arange(n), np.diff(indptr)) // block, np.asarray(indices, dtype=np.int64) // block] = True
+    return layout
+
+
+def _csr_case(kind):
+    def make(rng):
+        if kind == "huge":  # a causal window: not symmetric; the block does not divide n
+            block = int(rng.choice([48, 96, 112]))
+            indptr, indices = csr_pair(P.SlidingWindow(int(rng.integers(2, 20)), causal=True), HUGE_N)
+            return {"indptr": indptr, "indices": indices, "block": block}
+        n, block = int(rng.integers(9, 61)), int(rng.integers(2, 9))
+        if kind == "ragged":
+            n = block * int(rng.integers(2, 8)) + int(rng.integers(1, block))
+        if kind == "strided":
+            indptr, indices = csr_pair(P.Strided(int(rng.integers(3, 8))), n)
+        else:
+            indptr, indices = random_csr(rng, n, float(rng.uniform(0.02, 0.1)), empty_rows=kind == "empty rows")
+        return {"indptr": indptr, "indices": indices, "block": block}
+
+    return make
+
+
 # ---- the questions ---------------------------------------------------------------------------------------------
 QUESTIONS = [
     Question(
@@ -181,4 +209,20 @@ QUESTIONS = [
         hint="Strided(16) reaches back 16 tokens and then every 16th one: which key blocks does query block b touch?",
     ),
     text_question("ex06", 6),
+    Question(
+        "star_csr_block_layout", 7, answer_name="csr_block_layout", reference=ref_csr_block_layout,
+        compare=Diagnosed(ArrayEqual("b")), forbid=forbid_block_api,
+        hint="The layout of exercise 1, from the neighbour lists alone: each allowed pair marks the tile of its "
+             "query's block and its key's block; rows are queries.",
+        cases=(
+            Case("random neighbour lists", _csr_case("random")),
+            Case("random lists with empty rows", _csr_case("empty rows"),
+                 hint="an empty row has no entries: the entries after it belong to later rows"),
+            Case("strided (Sparse Transformer)", _csr_case("strided")),
+            Case("n not a multiple of block", _csr_case("ragged"),
+                 hint="blocks per side round up: the last block is short, and its tiles count too"),
+            Case(f"{HUGE_N:,} tokens, a causal window (no n × n mask fits)", _csr_case("huge"),
+                 hint="sizes that grow like n·n are out of reach here; nb·nb and the entries themselves fit"),
+        ),
+    ),
 ]

@@ -200,6 +200,38 @@ def _sparse_case(kind):
     return make
 
 
+# ---- ★ causal FlashAttention, masked per tile -------------------------------------------------------------------
+def ref_causal_flash(q, k, v, block_q, block_k):
+    n = q.shape[0]
+    mask = np.tril(np.ones((n, n), dtype=bool))
+    out = R.dense_attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64), mask=mask)
+    return out.astype(np.result_type(q, k, v))
+
+
+def _causal_case(kind):
+    def make(rng):
+        n, d = int(rng.integers(12, 90)), int(rng.integers(2, 17))
+        bq, bk = int(rng.integers(2, 17)), int(rng.integers(2, 17))
+        if kind == "aligned":
+            bq = bk = 8
+            n = 8 * int(rng.integers(2, 9))
+        elif kind == "unequal":  # one tile size a multiple of the other: the diagonal crosses tiles unevenly
+            bq = int(rng.integers(2, 7))
+            bk = bq * int(rng.integers(2, 4))
+            if rng.integers(2):
+                bq, bk = bk, bq
+        elif kind == "one block":
+            bq, bk = n + int(rng.integers(0, 4)), n + int(rng.integers(0, 6))
+        q, k, v = (rng.standard_normal((n, d)) for _ in range(3))
+        if kind == "large":
+            q *= 30.0
+        elif kind == "float32":
+            q, k, v = (x.astype(np.float32) for x in (q, k, v))
+        return {"q": q, "k": k, "v": v, "block_q": bq, "block_k": bk}
+
+    return make
+
+
 # ---- the memory check ------------------------------------------------------------------------------------------
 def _peak_bytes(fn, args) -> int:
     """Peak bytes Python allocated during fn(**args); a remote function is measured in the learner's kernel."""
@@ -325,4 +357,21 @@ QUESTIONS = [
         ),
     ),
     text_question("ex07", 6),
+    Question(
+        "star_causal_flash", 7, answer_name="causal_flash", reference=ref_causal_flash,
+        compare=Diagnosed(ArrayClose(rtol=1e-4, atol=1e-5), where="causal_flash's tile mask", same_dtype=True),
+        forbid=forbid_attention_api,
+        hint="Causal attention, tile by tile: each query sees every earlier key and itself, wherever the tile "
+             "boundaries fall; the positions that the rule compares are positions in the sequence.",
+        cases=(
+            Case("n a multiple of the tiles", _causal_case("aligned")),
+            Case("ragged tiles of different sizes", _causal_case("plain"),
+                 hint="the last tiles are short, and the diagonal crosses tiles at different offsets"),
+            Case("one tile size a multiple of the other", _causal_case("unequal")),
+            Case("one tile holds everything", _causal_case("one block"),
+                 hint="a single tile still needs its mask: the first query sees only the first key"),
+            Case("large logits", _causal_case("large")),
+            Case("float32 inputs", _causal_case("float32"), hint="the output keeps the inputs' dtype"),
+        ),
+    ),
 ]

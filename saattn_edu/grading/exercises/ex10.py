@@ -7,10 +7,11 @@ from saattn_edu import quality as _quality
 from saattn_edu.patterns import CSR
 from saattn_edu.patterns import _learned, indexer, lsh, routing, topk_blocks
 
-from ..compare import ArrayClose, ArrayEqual, IntEqual
+from ..compare import ArrayClose, ArrayEqual, CSREqual, IntEqual
 from ..hints import Diagnosed
 from ..freetext import text_question
 from ..spec import Case, Question
+from ._star import HUGE_N
 
 
 def forbid_learned_api() -> list:
@@ -123,6 +124,32 @@ def _ref_q5():
     return len(rows)
 
 
+# ---- ★ same-bucket neighbour lists ---------------------------------------------------------------------------
+def ref_bucket_neighbors(buckets):
+    """Every same-bucket pair as one row-major key, sorted: CSR in token order."""
+    b = np.asarray(buckets, dtype=np.int64)
+    n = len(b)
+    order = np.lexsort((np.arange(n), b))  # by bucket, then position
+    _, first, size = np.unique(b[order], return_index=True, return_counts=True)
+    pairs = [(order[f:f + c][:, None] * n + order[f:f + c][None, :]).ravel() for f, c in zip(first, size)]
+    key = np.sort(np.concatenate(pairs)) if pairs else np.zeros(0, dtype=np.int64)
+    return np.searchsorted(key, np.arange(n + 1, dtype=np.int64) * n).astype(np.int64), key % max(n, 1)
+
+
+def _bucket_ids(kind):
+    def make(rng):
+        if kind == "huge":
+            return {"buckets": rng.integers(0, HUGE_N // 8, size=HUGE_N) * 3 + 7}  # ids with gaps
+        n = int(rng.integers(5, 60))
+        if kind == "one bucket":
+            return {"buckets": np.full(n, int(rng.integers(0, 100)))}
+        if kind == "alone":
+            return {"buckets": rng.permutation(n) * 2}
+        return {"buckets": rng.integers(0, int(rng.integers(2, 9)), size=n) * int(rng.integers(1, 5))}
+
+    return make
+
+
 # ---- the questions ----------------------------------------------------------------------------------------------
 QUESTIONS = [
     Question(
@@ -178,4 +205,18 @@ QUESTIONS = [
         hint="Chunk 0 has no previous chunk; every later chunk's 32 queries see 64 keys.",
     ),
     text_question("ex10", 6),
+    Question(
+        "star_bucket_neighbors", 7, answer_name="bucket_neighbors", reference=ref_bucket_neighbors,
+        compare=CSREqual(), forbid=forbid_learned_api,
+        hint="Row i lists every token of i's bucket, itself included, in token order; rows in token order too. "
+             "Only the allowed pairs fit in memory at the largest size.",
+        cases=(
+            Case("random buckets", _bucket_ids("random")),
+            Case("one bucket: every pair", _bucket_ids("one bucket")),
+            Case("every token alone: the diagonal", _bucket_ids("alone"),
+                 hint="a token always shares its own bucket: each row holds at least itself"),
+            Case(f"{HUGE_N:,} tokens, ids with gaps (no n × n array fits)", _bucket_ids("huge"),
+                 hint="sizes that grow like n·n are out of reach here; bucket ids need not be 0, 1, 2, ..."),
+        ),
+    ),
 ]

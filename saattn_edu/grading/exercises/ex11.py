@@ -11,17 +11,20 @@ import numpy as np
 from saattn_edu import patterns as P
 from saattn_edu.patterns.learned import LearnedPattern
 
-from ..compare import IntEqual, NumberClose, Verdict
+from ..compare import ArrayEqual, IntEqual, NumberClose, Verdict
 from ..freetext import text_question
+from ..hints import Diagnosed
 from ..spec import Case, Question
 from .ex01 import forbid_pattern_api
 
 # The design problem: everything the grader uses, so the notebook can show it and try a design first.
 #: Functions of this module a notebook may call inside an answer (the tripwire refuses every other one).
 LEARNER_HELPERS = ("design_task", "design_model", "design_budget", "design_problem", "train_design")
-# n = 256: a window of 5 costs 2 % of a dense layer's pairs; one repeated filler token (passkey-style haystack).
-DESIGN = {"seq_len": 256, "distance": (128, 250), "n_filler": 1, "n_layers": 3, "d_model": 32, "n_heads": 2,
-          "steps": 150, "batch_size": 32, "lr": 3e-3, "seed": 0, "budget_fraction": 0.4, "bar": 0.9}
+# n = 64: a window of 5 costs 8 % of a dense layer's pairs, and three windows within the budget cannot reach the
+# needle; one repeated filler token (passkey-style haystack). 100 steps on one thread: a few seconds on 2 busy cores
+# (the right designs reach 1.0 by step 80; at n = 256 the same task needed 150 steps, 20-60 s).
+DESIGN = {"seq_len": 64, "distance": (32, 58), "n_filler": 1, "n_layers": 3, "d_model": 32, "n_heads": 2,
+          "steps": 100, "batch_size": 32, "lr": 3e-3, "seed": 0, "budget_fraction": 0.4, "bar": 0.9, "threads": 1}
 
 
 def design_task():
@@ -64,11 +67,22 @@ def design_problem(layers) -> str | None:
 
 
 def train_design(layers, progress: bool = False):
-    """Train the design exactly as the grader does; returns the TrainResult (accuracy at its end: .final_accuracy)."""
+    """Train the design exactly as the grader does; returns the TrainResult (accuracy at its end: .final_accuracy).
+
+    On DESIGN["threads"] torch threads (then restored): the same result on every machine, and no slowdown where
+    other programs share the cores (two threads on two busy cores ran 5-15 times slower than one).
+    """
+    import torch
+
     from saattn_edu.models import train
 
-    return train(design_model(layers), design_task(), steps=DESIGN["steps"], batch_size=DESIGN["batch_size"],
-                 lr=DESIGN["lr"], seed=DESIGN["seed"], eval_every=DESIGN["steps"], progress=progress)
+    before = torch.get_num_threads()
+    torch.set_num_threads(DESIGN["threads"])
+    try:
+        return train(design_model(layers), design_task(), steps=DESIGN["steps"], batch_size=DESIGN["batch_size"],
+                     lr=DESIGN["lr"], seed=DESIGN["seed"], eval_every=DESIGN["steps"], progress=progress)
+    finally:
+        torch.set_num_threads(before)
 
 
 def unreachable_distances(layers) -> list[int]:
@@ -138,6 +152,36 @@ def _stack_case(kind):
     return make
 
 
+# ---- ★ the distances a dilated stack reaches -------------------------------------------------------------------
+def ref_stack_reach(layers, n):
+    """By the library's masks: one row of reachability, pushed through each layer's DilatedWindow (residual kept)."""
+    reach = np.zeros(n, dtype=bool)
+    reach[n - 1] = True  # reach[j]: token j's information is at the last token
+    for window, dilation in reversed(list(layers)):  # from the top layer down to the input
+        mask = P.DilatedWindow(window, dilation, causal=True).mask(n) | np.eye(n, dtype=bool)
+        reach = (reach.astype(np.int64) @ mask.astype(np.int64)) > 0
+    return reach[::-1].copy()  # by distance d = n - 1 - j
+
+
+def _reach_case(kind):
+    def make(rng):
+        n = int(rng.integers(20, 160))
+        L = int(rng.integers(1, 5))
+        if kind == "plain":
+            layers = [(int(rng.integers(1, 12)), 1) for _ in range(L)]
+        elif kind == "growing":  # Longformer's habit: dilation grows with depth
+            w = int(rng.integers(2, 6))
+            layers = [(w, w ** k) for k in range(L)]
+        elif kind == "wide":
+            layers = [(int(rng.integers(n // 2, n)), int(rng.integers(1, 4))) for _ in range(L)]
+        else:
+            layers = [(int(rng.integers(1, 8)), int(rng.integers(1, 9))) for _ in range(L)]
+            layers[0] = (int(rng.integers(2, 6)), int(rng.integers(3, 9)))  # one dilated layer at least
+        return {"layers": layers, "n": n}
+
+    return make
+
+
 QUESTIONS = [
     Question(
         "receptive_field", 1, reference=_ref_receptive_field, compare=IntEqual(),
@@ -176,4 +220,18 @@ QUESTIONS = [
         hint="Your stack_attention_flops answers it: a ratio of two stacks' FLOPs.",
     ),
     text_question("ex11", 6),
+    Question(
+        "star_stack_reach", 7, answer_name="stack_reach", reference=ref_stack_reach,
+        compare=Diagnosed(ArrayEqual("b")), forbid=forbid_pattern_api,
+        hint="The distances reached are the sums of one allowed step per layer (a step of 0 included), cut below "
+             "n; with dilation they leave holes, so a sum of reaches is not the answer.",
+        cases=(
+            Case("plain causal windows (dilation 1)", _reach_case("plain"),
+                 hint="without dilation the reach has no holes: every distance up to the summed reach"),
+            Case("random windows and dilations", _reach_case("random")),
+            Case("dilation growing with depth", _reach_case("growing")),
+            Case("windows reaching past the first token", _reach_case("wide"),
+                 hint="distances of n or more do not exist: cut the array at n"),
+        ),
+    ),
 ]

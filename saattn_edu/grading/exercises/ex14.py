@@ -294,7 +294,8 @@ QUESTIONS = [
        "dq, dk, dv, None, None (one per forward input)"),
     _q("star_gqa", 6, ref_grads, (
         Case("★ GQA, H = 4 query heads on H_kv = 2: o, dq, dk, dv", _bwd_case("empty rows", False, (4, 2))),
-    ), "kv head z // GROUP in the forward and dQ; dK/dV of kv head zk sum over query heads zk·GROUP + g"),
+    ), "Each key/value head serves a group of consecutive query heads: the forward and dQ read their group's head; "
+       "dK and dV of a key/value head add up what every query head of its group contributes."),
     _q("star_strided", 7, ref_grads, (
         Case("★ strided by residue: P.Strided(l), l of 8-16, n not a multiple of l: o, dq, dk, dv", _strided_case),
     ), "each pass covers part of every row's keys: the merged output weights each pass by its share of the mass "
