@@ -14,10 +14,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ..patterns.rows import filter_pairs
 from ._softmax import tile_partials
 from .pieces import Band, Pairs, Tiles
-from .sparse import _CHUNK_ELEMENTS, _for_each_chunk, _padded_rows, _row_chunks, band_block_size
+from .sparse import _CHUNK_ELEMENTS, _for_each_chunk, _padded_rows, band_block_size
 
 _KEYS_PER_ITEM = 4096  # keys one query block scores at once; longer tile rows are split over several waves
-_GATHER_PAIRS = 2**15  # pairs per gather chunk (times d numbers, up to 2x padding)
+_GATHER_BLOCK = 2**12  # pairs gathered at once: their k and v rows (1 MB each at d = 64) stay in a core's L2
+_GATHER_JOB = 2**16  # pairs per work item (blocks of one group, one after another in one thread)
+_EXACT_ROWS = 64  # a neighbour count shared by this many rows gets a group of its own, without padding
 
 
 class _State:
@@ -159,40 +161,77 @@ def _tile_mask(t: Tiles, pos, qrows, kcols):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Pairs: the gather path, for irregular neighbour lists
+# Pairs: the gather path, for irregular neighbour lists (random keys, learned selections)
 # ----------------------------------------------------------------------------------------------------------------
 def _run_pairs(q3, k3, v3, piece: Pairs, scale, state, assign):
+    """Rows grouped by neighbour count; each block of a group is one dense (count, rows, d) gather, two einsums
+    and a softmax over the count axis: no loop over rows, no scatter-add, no padding where counts are shared."""
     csr = piece.csr if piece.rule is None else filter_pairs(piece.csr, piece.rule)
-    per_chunk = max(1, _GATHER_PAIRS // max(1, len(q3)))
+    batch, jobs = len(q3), []
+    for width, exact, rows in _count_groups(np.diff(csr.indptr)):
+        per_job = max(1, _GATHER_JOB // (batch * width))
+        jobs += [(rows[s : s + per_job], width, exact) for s in range(0, len(rows), per_job)]
 
-    def work(rows):
-        r0, r1 = rows
-        o, m, l = _gather_partials(q3, k3, v3, csr, scale, r0, r1)
-        state.merge(slice(r0, r1), o, m, l, assign)
+    def work(job):
+        rows, width, exact = job
+        per_block = max(1, _GATHER_BLOCK // (batch * width))
+        for s in range(0, len(rows), per_block):
+            block = _as_slice(rows[s : s + per_block])
+            o, m, l = _gather_block(q3, k3, v3, csr, block, width, exact, scale)
+            state.merge(block, o, m, l, assign)
 
-    _for_each_chunk(work, _row_chunks(csr.indptr, per_chunk))
+    _for_each_chunk(work, jobs)
 
 
-def _gather_partials(q3, k3, v3, csr, scale, r0, r1):
-    """Rows r0..r1-1 over their listed keys only, as small batched matmuls.
+def _count_groups(lengths):
+    """(width, exact, rows) groups: a neighbour count shared by `_EXACT_ROWS`+ rows is a group of its own (exact);
+    the other rows go to power-of-two widths (padded, at most 2x). Empty rows are in none: they stay 0."""
+    shared = np.bincount(lengths) >= _EXACT_ROWS  # (max count + 1,)
+    exact = shared[lengths]  # (n,)
+    pow2 = np.left_shift(1, np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64))
+    key = np.where(exact, lengths, pow2) * 2 + ~exact  # exact and padded rows of one width stay apart
+    key[lengths == 0] = -1
+    order = np.argsort(key, kind="stable")  # rows ascending within a group (one run for uniform counts)
+    bounds = np.flatnonzero(np.diff(key[order])) + 1
+    for rows in np.split(order, bounds):
+        g = int(key[rows[0]])
+        if g >= 0:
+            yield g // 2, g % 2 == 0, rows
 
-    Rows are bucketed by length rounded up to a power of two and padded (padding masked): each bucket is one
-    (rows, 1, d) @ (rows, d, width) matmul, with no per-pair reduceat and at most 2x padding.
+
+def _as_slice(rows):
+    """Consecutive rows as a slice (views, no fancy indexing), else the index array."""
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1:  # sorted and distinct, so consecutive
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
+
+
+def _gather_block(q3, k3, v3, csr, rows, width, exact, scale):
+    """Partials (o (B, R, dv), m, l (B, R)) of `rows` over their listed keys, `width` slots per row.
+
+    Slots past a row's count (padded groups only) repeat the row's last key, an index the row may read, and are
+    then removed by selection (logit -inf, value 0), never by multiplication: 0 · NaN would be NaN.
     """
-    batch, dv = len(q3), v3.shape[-1]
-    o = np.zeros((batch, r1 - r0, dv), q3.dtype)
-    m = np.full((batch, r1 - r0), -np.inf, q3.dtype)
-    l = np.zeros((batch, r1 - r0), q3.dtype)
-    lengths = np.diff(csr.indptr[r0 : r1 + 1])
-    widths = np.where(lengths > 0, 1 << np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64), 0)
-    for w in np.unique(widths[widths > 0]):
-        rows = np.flatnonzero(widths == w)  # (R,) rows of this bucket, within the chunk
-        slots = np.arange(w)
-        valid = slots < lengths[rows, None]  # (R, w) padding masked
-        pos = np.minimum(csr.indptr[r0 + rows, None] + slots, len(csr.indices) - 1)
-        keys = np.where(valid, csr.indices[pos], 0)  # (R, w)
-        qb = q3[:, r0 + rows, None, :]  # (B, R, 1, d)
-        kb, vb = np.take(k3, keys, axis=1), np.take(v3, keys, axis=1)  # (B, R, w, d): take beats fancy indexing
-        ob, mb, lb = tile_partials(qb, kb, vb, valid[:, None, :], scale)
-        o[:, rows], m[:, rows], l[:, rows] = ob[..., 0, :], mb[..., 0], lb[..., 0]
-    return o, m, l
+    if isinstance(rows, slice) and exact:  # consecutive rows of one count: their keys are one run of indices
+        keys = csr.indices[csr.indptr[rows.start] : csr.indptr[rows.stop]].reshape(-1, width).T  # (w, R)
+        valid = None
+    else:
+        idx = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows
+        first, count = csr.indptr[idx], csr.indptr[idx + 1] - csr.indptr[idx]  # (R,)
+        slot = np.arange(width)[:, None]  # (w, 1)
+        keys = csr.indices[first + np.minimum(slot, count - 1)]  # (w, R)
+        valid = None if exact else slot < count  # (w, R)
+    kb, vb = np.take(k3, keys, axis=1), np.take(v3, keys, axis=1)  # (B, w, R, d): take beats fancy indexing
+    qb = q3[:, rows] * q3.dtype.type(scale)  # (B, R, d)
+    s = np.einsum("bwrd,brd->bwr", kb, qb)  # (B, w, R) one logit per pair
+    if valid is not None:
+        np.copyto(s, -np.inf, where=~valid)
+        np.copyto(vb, 0, where=~valid[..., None])
+    m = s.max(axis=1)  # (B, R): the count axis is outermost, so max, sum are passes over contiguous rows
+    m[np.isneginf(m)] = 0  # rows whose logits are all -inf: exps 0, no nan
+    s -= m[:, None]
+    np.exp(s, out=s)
+    l = s.sum(axis=1)  # (B, R)
+    o = np.einsum("bwr,bwrd->brd", s, vb)  # (B, R, dv)
+    o /= np.where(l > 0, l, 1)[..., None]
+    return o, np.where(l > 0, m, -np.inf), l
