@@ -92,6 +92,7 @@ LONG = [  # lengths where the tiles matter: residue classes of 64+, full tiles, 
     (P.SlidingWindow(64, causal=True) | P.GlobalTokens([0]), 700), (P.BigBird(block=16, seed=3), 640),
     (P.BlockSparse(np.random.default_rng(1).random((12, 12)) < 0.3, 64), 760), (P.Axial2D(70, 9), 630),
     (P.Local2D(30, 25, 2), 750), (P.Strided(7) & P.SlidingWindow(300), 800), (P.RandomPattern(5, causal=True), 500),
+    (P.SlidingWindow(300) | P.Strided(5), 700), (P.SlidingWindow(200, causal=True) | P.Strided(6, causal=False), 800),
 ]
 
 
@@ -101,6 +102,25 @@ def test_structured_path_long(pattern, n, monkeypatch):
     q, k, v = qkv(n, d=16, batch=(1,), seed=n)
     want = R.dense_attention(q, k, v, mask=pattern.mask(n))
     np.testing.assert_allclose(R.sparse_attention(q, k, v, pattern), want, atol=FP32_TOL, rtol=0)
+
+
+@pytest.mark.parametrize("pattern", [P.Strided(3), P.Strided(4, causal=False), P.Axial2D(90, 5)], ids=repr)
+def test_residue_classes_in_small_blocks(pattern, monkeypatch):
+    """Strided views of one residue class: many query blocks, several key ranges each, batch 2, two threads."""
+    monkeypatch.setattr(structured, "_CLASS_QUERIES", 16)
+    monkeypatch.setattr(structured, "_CHUNK_ELEMENTS", 2**9)  # 16 keys a matmul: the band straddles ranges
+    monkeypatch.setattr(sparse, "_THREADS", 2)
+    n = 450
+    q, k, v = qkv(n, d=8, batch=(2,), seed=7)
+    want = R.dense_attention(q, k, v, mask=pattern.mask(n))
+    np.testing.assert_allclose(R.sparse_attention(q, k, v, pattern), want, atol=FP32_TOL, rtol=0)
+    blind = ~pattern.mask(n)[:, 200]
+    for x in (k, v):  # a NaN in key 200 or its value: the rows that may not see it are unchanged
+        x[:, 200, 3] = np.nan
+        with np.errstate(invalid="ignore"):
+            out = R.sparse_attention(q, k, v, pattern)
+        np.testing.assert_allclose(out[:, blind], want[:, blind], atol=FP32_TOL, rtol=0)
+        x[:, 200, 3] = 0.5
 
 
 # ----------------------------------------------------------------------------------------------------------------

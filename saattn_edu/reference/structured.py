@@ -8,15 +8,18 @@ thread per core (chunks of one wave write disjoint rows).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..patterns.rows import filter_pairs
-from ._softmax import tile_partials
-from .pieces import Band, Pairs, Tiles
+from ._softmax import exp_shifted, scores, tile_partials, weigh_values
+from .pieces import Band, Classes, Pairs, Tiles
 from .sparse import _CHUNK_ELEMENTS, _for_each_chunk, _padded_rows, band_block_size
 
 _KEYS_PER_ITEM = 4096  # keys one query block scores at once; longer tile rows are split over several waves
+_CLASS_QUERIES = 128  # queries of one residue class per matmul, against up to _KEYS_PER_ITEM keys of the class
 _GATHER_BLOCK = 2**12  # pairs gathered at once: their k and v rows (1 MB each at d = 64) stay in a core's L2
 _GATHER_JOB = 2**16  # pairs per work item (blocks of one group, one after another in one thread)
 _EXACT_ROWS = 64  # a neighbour count shared by this many rows gets a group of its own, without padding
@@ -53,7 +56,7 @@ def structured_attention(q3, k3, v3, pieces, scale: float):
     """Attention of q3 (B, n, d) over the union of disjoint `pieces` -> (B, n, dv)."""
     state = _State(len(q3), q3.shape[1], v3.shape[-1], q3.dtype)
     for k, piece in enumerate(pieces):
-        runner = {Band: _run_band, Tiles: _run_tiles, Pairs: _run_pairs}[type(piece)]
+        runner = {Band: _run_band, Tiles: _run_tiles, Classes: _run_classes, Pairs: _run_pairs}[type(piece)]
         runner(q3, k3, v3, piece, scale, state, assign=(k == 0))
     return state.out
 
@@ -158,6 +161,69 @@ def _tile_mask(t: Tiles, pos, qrows, kcols):
     rows, cols = qrows[gi][:, :, None], kcols[gi, ci][:, None, :]  # (P, bq, 1), (P, 1, bk)
     allowed[gi, :, ci, :] = np.asarray(t.rule(rows, cols), dtype=bool) & (rows >= 0) & (cols >= 0)
     return allowed.reshape(g, qrows.shape[1], c * bk)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Classes: residue classes as strided views, query blocks against the keys far enough along their class
+# ----------------------------------------------------------------------------------------------------------------
+def _run_classes(q3, k3, v3, piece: Classes, scale, state, assign):
+    """Class r is positions r, r + step, ...: q3[:, r::step] is a view BLAS reads in place (leading dimension
+    step·d), so each query block is a plain matmul against a key range of its class: no gather, no copy."""
+    n, step = q3.shape[1], max(1, min(piece.step, q3.shape[1]))
+    bq = _CLASS_QUERIES
+    keys = max(bq, _CHUNK_ELEMENTS // (len(q3) * bq))  # keys per matmul: about _CHUNK_ELEMENTS scores
+    jobs = [(r, a0) for r in range(step) for a0 in range(0, len(range(r, n, step)), bq)]
+
+    def work(job):
+        r, a0 = job
+        length = len(range(r, n, step))
+        a1 = min(length, a0 + bq)
+        rows = slice(r + step * a0, r + step * (a1 - 1) + 1, step)  # the block's positions: a strided view
+        hi = min(length, a1 - piece.gap) if piece.causal else length  # causal: keys c <= a - gap of some row a
+        for c0 in range(0, hi, keys):  # non-causal: every key, the band around the diagonal masked
+            o, m, l = _class_block(q3, k3, v3, piece, scale, r, step, (a0, a1), (c0, min(hi, c0 + keys)))
+            state.merge(rows, o, m, l, assign and c0 == 0)
+
+    _for_each_chunk(work, jobs)
+
+
+def _class_block(q3, k3, v3, piece: Classes, scale, r, step, queries, keys):
+    """Partials of class positions a0..a1-1 over class keys c0..c1-1 (B, a1 - a0, ·).
+
+    Only the columns next to the band need a mask (a strip as wide as the block); the rest are full.
+    """
+    (a0, a1), (c0, c1), gap = queries, keys, piece.gap
+    view = slice(r + step * c0, r + step * (c1 - 1) + 1, step)
+    qv, kv, vv = q3[:, r + step * a0 : r + step * (a1 - 1) + 1 : step], k3[:, view], v3[:, view]
+    a = np.arange(a0, a1)[:, None]  # (bq, 1) class positions
+
+    def allowed_in(lo, hi):  # (bq, hi - lo): class distance >= gap on the allowed side(s)
+        ok = _class_mask(a1 - a0, hi - lo, a0 - lo, gap, piece.causal)
+        if piece.rule is None:
+            return ok
+        return ok & np.asarray(piece.rule(r + step * a, r + step * np.arange(lo, hi)), dtype=bool)
+
+    s = scores(qv, kv, scale)  # (B, bq, ck)
+    lo, hi = (0, c1 - c0) if piece.rule is not None else (max(c0, a0 - gap + 1) - c0, min(c1, a1 - 1 + gap) - c0)
+    if lo < hi:  # causal: keys past a0 - gap; non-causal: the band around the diagonal
+        np.copyto(s[..., lo:hi], -np.inf, where=~allowed_in(c0 + lo, c0 + hi))
+    m, l = exp_shifted(s, None)
+    out = np.matmul(s, vv)  # (B, bq, dv)
+    if not np.isfinite(out).all():  # a non-finite value row: keep it from the rows that may not see it
+        out = weigh_values(s, vv, allowed_in(c0, c1))
+    out /= np.where(l > 0, l, 1)
+    m, l = m[..., 0], l[..., 0]
+    return out, np.where(l > 0, m, -np.inf), l
+
+
+@functools.lru_cache(maxsize=64)
+def _class_mask(rows: int, cols: int, shift: int, gap: int, causal: bool):
+    """(rows, cols) class distance a - c = t - u + shift at least gap (or at most -gap when not causal); every
+    block of a class shares it, so it is built once."""
+    dist = np.arange(rows)[:, None] - np.arange(cols) + shift
+    ok = (dist >= gap) | ((dist <= -gap) & (not causal))
+    ok.setflags(write=False)
+    return ok
 
 
 # ----------------------------------------------------------------------------------------------------------------
