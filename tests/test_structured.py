@@ -104,9 +104,14 @@ def test_structured_path_long(pattern, n, monkeypatch):
     np.testing.assert_allclose(R.sparse_attention(q, k, v, pattern), want, atol=FP32_TOL, rtol=0)
 
 
-@pytest.mark.parametrize("pattern", [P.Strided(3), P.Strided(4, causal=False), P.Axial2D(90, 5)], ids=repr)
-def test_residue_classes_in_small_blocks(pattern, monkeypatch):
-    """Strided views of one residue class: many query blocks, several key ranges each, batch 2, two threads."""
+VIEWS = [P.Strided(3), P.Strided(4, causal=False), P.Axial2D(90, 5), P.Fixed(8, 3), P.Fixed(6, 2, causal=False),
+         P.SlidingWindow(300) | P.Strided(5), P.SlidingWindow(300, causal=True) | P.Fixed(16, 4)]
+
+
+@pytest.mark.parametrize("pattern", VIEWS, ids=repr)
+def test_views_in_small_blocks(pattern, monkeypatch):
+    """Residue classes as strided views and Fixed's summary key ranges: many query blocks, several key ranges
+    each (the band and the ranges' ends inside them), a union's rule, batch 2, two threads."""
     monkeypatch.setattr(structured, "_CLASS_QUERIES", 16)
     monkeypatch.setattr(structured, "_CHUNK_ELEMENTS", 2**9)  # 16 keys a matmul: the band straddles ranges
     monkeypatch.setattr(sparse, "_THREADS", 2)

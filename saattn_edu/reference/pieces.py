@@ -8,6 +8,8 @@ its `rule(i, j)` accepts (original token positions), so the pieces together hold
   block. `full` marks tiles whose pairs all pass the rule (no mask to evaluate there).
 - `Classes`: residue classes mod `step` read in place as strided views (positions r, r + step, ...); within a class
   query a sees key c when a - c >= gap (causal) or |a - c| >= gap: Sparse Transformer's strided columns.
+- `KeyRanges`: a sorted key set gathered once, each query i seeing `keys[lo[i]:hi[i]]`: contiguous query blocks
+  against contiguous ranges of it (Fixed's summary keys).
 - `Pairs`: an irregular CSR (random keys, learned selections): the gather path.
 """
 from __future__ import annotations
@@ -44,6 +46,13 @@ class Classes(NamedTuple):
     gap: int  # class distance from which keys count (the band covers the nearer ones)
     causal: bool
     rule: Callable | None  # None: every pair at class distance >= gap (a union's rule adds a mask everywhere)
+
+
+class KeyRanges(NamedTuple):
+    keys: np.ndarray  # (m,) sorted key positions
+    lo: np.ndarray  # (n,) query i sees keys[lo[i]:hi[i]]; lo and hi non-decreasing in i
+    hi: np.ndarray
+    rule: Callable | None
 
 
 class Pairs(NamedTuple):

@@ -15,7 +15,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..patterns.rows import filter_pairs
 from ._softmax import exp_shifted, scores, tile_partials, weigh_values
-from .pieces import Band, Classes, Pairs, Tiles
+from .pieces import Band, Classes, KeyRanges, Pairs, Tiles
 from .sparse import _CHUNK_ELEMENTS, _for_each_chunk, _padded_rows, band_block_size
 
 _KEYS_PER_ITEM = 4096  # keys one query block scores at once; longer tile rows are split over several waves
@@ -56,7 +56,8 @@ def structured_attention(q3, k3, v3, pieces, scale: float):
     """Attention of q3 (B, n, d) over the union of disjoint `pieces` -> (B, n, dv)."""
     state = _State(len(q3), q3.shape[1], v3.shape[-1], q3.dtype)
     for k, piece in enumerate(pieces):
-        runner = {Band: _run_band, Tiles: _run_tiles, Classes: _run_classes, Pairs: _run_pairs}[type(piece)]
+        runner = {Band: _run_band, Tiles: _run_tiles, Classes: _run_classes, KeyRanges: _run_key_ranges,
+                  Pairs: _run_pairs}[type(piece)]
         runner(q3, k3, v3, piece, scale, state, assign=(k == 0))
     return state.out
 
@@ -224,6 +225,34 @@ def _class_mask(rows: int, cols: int, shift: int, gap: int, causal: bool):
     ok = (dist >= gap) | ((dist <= -gap) & (not causal))
     ok.setflags(write=False)
     return ok
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Key ranges: a key set gathered once, contiguous query blocks against contiguous ranges of it
+# ----------------------------------------------------------------------------------------------------------------
+def _run_key_ranges(q3, k3, v3, piece: KeyRanges, scale, state, assign):
+    """One gather of the key set (Fixed: n·c/stride rows), then plain matmuls on views: a query block reads the
+    range its rows reach, masked only where the rows' ranges differ."""
+    n, bq = q3.shape[1], _CLASS_QUERIES
+    ks, vs = np.take(k3, piece.keys, axis=1), np.take(v3, piece.keys, axis=1)  # (B, m, d), (B, m, dv)
+    width = max(bq, _CHUNK_ELEMENTS // (len(q3) * bq))  # keys per matmul
+
+    def work(i0):
+        i1 = min(n, i0 + bq)
+        lo, hi = piece.lo[i0:i1, None], piece.hi[i0:i1, None]  # (bq, 1)
+        for c0 in range(int(lo[0, 0]), int(hi[-1, 0]), width):
+            c1 = min(int(hi[-1, 0]), c0 + width)
+            allowed = None
+            if not (lo[-1, 0] <= c0 and c1 <= hi[0, 0]):  # some row's range starts or ends inside
+                c = np.arange(c0, c1)
+                allowed = (lo <= c) & (c < hi)
+            if piece.rule is not None:
+                ruled = np.asarray(piece.rule(np.arange(i0, i1)[:, None], piece.keys[c0:c1]), dtype=bool)
+                allowed = ruled if allowed is None else allowed & ruled
+            o, m, l = tile_partials(q3[:, i0:i1], ks[:, c0:c1], vs[:, c0:c1], allowed, scale)
+            state.merge(slice(i0, i1), o, m, l, assign and c0 == lo[0, 0])
+
+    _for_each_chunk(work, range(0, n, bq))
 
 
 # ----------------------------------------------------------------------------------------------------------------
