@@ -11,8 +11,9 @@ Columns: seconds of one call (inputs drawn before the clock starts; fresh standa
 pairs/s = num_pairs(n) / seconds (and per CPU-second: the process's CPU time over both cores, which a busy
 machine does not inflate), and the peak memory of the whole process (ru_maxrss: inputs, output and
 everything NumPy allocated). The last column is the fitted log-log slope of time against n over the points that
-finished. Sparse Transformer's strided and fixed patterns have O(n²/stride) pairs (every row sees every stride-th
-key, or every summary key), so their time grows with slope ~1.5-2 whatever the kernel: pairs/s is their measure.
+finished (in brackets: of CPU time, which other jobs on a shared machine disturb much less). Sparse Transformer's
+strided and fixed patterns have O(n²/stride) pairs (every row sees every stride-th key, or every summary key), so
+their time grows with slope ~1.5-2 whatever the kernel: pairs/s is their measure.
 A point whose pairs could not finish in the limit even at `--max-rate` pairs/s (Fixed(256, 32) at 1M: 6.9·10¹⁰
 pairs) is not run: its cell gives the pair count. The load average is printed before and after (the machine may
 be shared: wall times then grow, pairs per CPU-second much less).
@@ -106,15 +107,19 @@ def _cell(r) -> str:
 
 
 def print_table(table: dict, ns) -> None:
-    print("| pattern | " + " | ".join(f"n = {n:,}" for n in ns) + " | slope |")
+    print("| pattern | " + " | ".join(f"n = {n:,}" for n in ns) + " | slope (CPU) |")
     print("|---|" + "---|" * (len(ns) + 1))
     for family, rows in table.items():
         by_n = {r["n"]: r for r in rows}
         done = [r for r in rows if r["seconds"] is not None]
-        slope = f"{fit_power_law([r['n'] for r in done], [r['seconds'] for r in done])[0]:.2f}" if len(done) > 1 \
-            else "—"
+        slope = "—"
+        if len(done) > 1:
+            ns_done = [r["n"] for r in done]
+            wall, cpu = (fit_power_law(ns_done, [r[key] for r in done])[0] for key in ("seconds", "cpu_seconds"))
+            slope = f"{wall:.2f} ({cpu:.2f})"
         cells = " | ".join(_cell(by_n.get(n)) for n in ns)
-        print(f"| `{FAMILIES[family]()!r}` | {cells} | {slope} |", flush=True)
+        name = repr(FAMILIES[family]()).replace("|", "\\|")  # a union's bar would split the markdown cell
+        print(f"| `{name}` | {cells} | {slope} |", flush=True)
 
 
 def _load() -> str:
