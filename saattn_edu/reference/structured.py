@@ -199,10 +199,11 @@ def _class_block(q3, k3, v3, piece: Classes, scale, r, step, queries, keys):
     a = np.arange(a0, a1)[:, None]  # (bq, 1) class positions
 
     def allowed_in(lo, hi):  # (bq, hi - lo): class distance >= gap on the allowed side(s)
-        ok = _class_mask(a1 - a0, hi - lo, a0 - lo, gap, piece.causal)
-        if piece.rule is None:
-            return ok
-        return ok & np.asarray(piece.rule(r + step * a, r + step * np.arange(lo, hi)), dtype=bool)
+        if piece.rule is None:  # the strip next to the band: one shape for every block, cached
+            return _class_mask(a1 - a0, hi - lo, a0 - lo, gap, piece.causal)
+        c = np.arange(lo, hi)
+        ok = (a - c >= gap) | ((c - a >= gap) & (not piece.causal))
+        return ok & np.asarray(piece.rule(r + step * a, r + step * c), dtype=bool)
 
     s = scores(qv, kv, scale)  # (B, bq, ck)
     lo, hi = (0, c1 - c0) if piece.rule is not None else (max(c0, a0 - gap + 1) - c0, min(c1, a1 - 1 + gap) - c0)
