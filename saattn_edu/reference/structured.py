@@ -318,8 +318,8 @@ def _gather_block(q3, k3, v3, csr, rows, width, exact, scale):
         keys = csr.indices[first + np.minimum(slot, count - 1)]  # (w, R)
         valid = None if exact else slot < count  # (w, R)
     kb, vb = np.take(k3, keys, axis=1), np.take(v3, keys, axis=1)  # (B, w, R, d): take beats fancy indexing
-    qb = q3[:, rows] * q3.dtype.type(scale)  # (B, R, d)
-    s = np.einsum("bwrd,brd->bwr", kb, qb)  # (B, w, R) one logit per pair
+    s = np.einsum("bwrd,brd->bwr", kb, q3[:, rows])  # (B, w, R) one logit per pair
+    s *= q3.dtype.type(scale)  # w numbers a row, not d
     if valid is not None:
         np.copyto(s, -np.inf, where=~valid)
         np.copyto(vb, 0, where=~valid[..., None])
