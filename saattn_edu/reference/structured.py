@@ -290,7 +290,7 @@ def _count_groups(lengths):
     order = np.argsort(key, kind="stable")  # rows ascending within a group (one run for uniform counts)
     bounds = np.flatnonzero(np.diff(key[order])) + 1
     for rows in np.split(order, bounds):
-        g = int(key[rows[0]])
+        g = int(key[rows[0]]) if len(rows) else -1  # no rows at all (n = 0): no group
         if g >= 0:
             yield g // 2, g % 2 == 0, rows
 
