@@ -11,8 +11,12 @@ Columns: seconds of one call (inputs drawn before the clock starts; fresh standa
 pairs/s = num_pairs(n) / seconds (and per CPU-second: the process's CPU time over both cores, which a busy
 machine does not inflate), and the peak memory of the whole process (ru_maxrss: inputs, output and
 everything NumPy allocated). The last column is the fitted log-log slope of time against n over the points that
-finished. Sparse Transformer's strided and fixed patterns have O(n²/stride) pairs (every row sees every stride-th
-key, or every summary key), so their time grows with slope ~1.5-2 whatever the kernel: pairs/s is their measure.
+finished (in brackets: of CPU time, which other jobs on a shared machine disturb much less). Sparse Transformer's
+strided and fixed patterns have O(n²/stride) pairs (every row sees every stride-th key, or every summary key), so
+their time grows with slope ~1.5-2 whatever the kernel: pairs/s is their measure.
+A point whose pairs could not finish in the limit even at `--max-rate` pairs/s (Fixed(256, 32) at 1M: 6.9·10¹⁰
+pairs) is not run: its cell gives the pair count. The load average is printed before and after (the machine may
+be shared: wall times then grow, pairs per CPU-second much less).
 """
 from __future__ import annotations
 
@@ -80,6 +84,10 @@ def family_rows(family: str, args):
     """Points of one family in increasing n, stopping at the first that runs out of time."""
     rows = []
     for n in args.ns:
+        pairs = FAMILIES[family]().num_pairs(n)
+        if pairs > args.limit * args.max_rate:  # impossible by arithmetic: say so instead of running it
+            rows.append({"family": family, "n": n, "seconds": None, "pairs": pairs, "skipped": True})
+            break
         r = point_in_subprocess(family, n, args)
         rows.append(r or {"family": family, "n": n, "seconds": None})
         if r is None:
@@ -90,6 +98,8 @@ def family_rows(family: str, args):
 def _cell(r) -> str:
     if r is None:
         return "—"
+    if r.get("skipped"):
+        return f"not run: {r['pairs']:.1e} pairs"
     if r["seconds"] is None:
         return "> limit"
     rate, per_cpu = r["pairs"] / r["seconds"] / 1e6, r["pairs"] / max(r["cpu_seconds"], 1e-9) / 1e6
@@ -97,15 +107,24 @@ def _cell(r) -> str:
 
 
 def print_table(table: dict, ns) -> None:
-    print("| pattern | " + " | ".join(f"n = {n:,}" for n in ns) + " | slope |")
+    print("| pattern | " + " | ".join(f"n = {n:,}" for n in ns) + " | slope (CPU) |")
     print("|---|" + "---|" * (len(ns) + 1))
     for family, rows in table.items():
         by_n = {r["n"]: r for r in rows}
         done = [r for r in rows if r["seconds"] is not None]
-        slope = f"{fit_power_law([r['n'] for r in done], [r['seconds'] for r in done])[0]:.2f}" if len(done) > 1 \
-            else "—"
+        slope = "—"
+        if len(done) > 1:
+            ns_done = [r["n"] for r in done]
+            wall, cpu = (fit_power_law(ns_done, [r[key] for r in done])[0] for key in ("seconds", "cpu_seconds"))
+            slope = f"{wall:.2f} ({cpu:.2f})"
         cells = " | ".join(_cell(by_n.get(n)) for n in ns)
-        print(f"| `{FAMILIES[family]()!r}` | {cells} | {slope} |", flush=True)
+        name = repr(FAMILIES[family]()).replace("|", "\\|")  # a union's bar would split the markdown cell
+        print(f"| `{name}` | {cells} | {slope} |", flush=True)
+
+
+def _load() -> str:
+    """1, 5 and 15 minute load averages (other jobs on the machine), or '?' where the OS has none."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
 
 
 def main(argv=None):
@@ -114,6 +133,8 @@ def main(argv=None):
     parser.add_argument("--families", nargs="+", default=DEFAULT_FAMILIES, choices=sorted(FAMILIES))
     parser.add_argument("--d", type=int, default=64)
     parser.add_argument("--limit", type=float, default=60.0, help="seconds per point (each in its own process)")
+    parser.add_argument("--max-rate", type=float, default=5e8,
+                        help="pairs/s no point beats: points with more than limit × this pairs are not run")
     parser.add_argument("--dense", type=int, default=0, help="also time dense_attention for n <= this")
     parser.add_argument("--json", default="", help="write the rows to this file")
     parser.add_argument("--one", nargs=2, default=None, help=argparse.SUPPRESS)  # internal: one point
@@ -126,10 +147,12 @@ def main(argv=None):
     threads = "one thread per core" if _blas_limiter() is not None else "one thread (no threadpoolctl)"
     print(f"R.sparse_attention, d={args.d}, fp32, {cores} cores, {threads}, one process per point, "
           f"{args.limit:.0f} s limit; cells: time, pairs/s (per CPU-second), peak RSS")
+    print(f"load average before: {_load()}", flush=True)
     table = {}
     for family in args.families:
         table[family] = family_rows(family, args)
         print(f"  {family}: " + ", ".join(f"{r['n']}: {_cell(r)}" for r in table[family]), flush=True)
+    print(f"load average after: {_load()}")
     print_table(table, args.ns)
     for n in (n for n in args.ns if n <= args.dense):
         r = point_in_subprocess("window", n, args, dense=True)

@@ -10,6 +10,7 @@ from saattn_edu import patterns as P
 from saattn_edu import reference as R
 from saattn_edu.patterns.base import CSR
 from saattn_edu.reference import sparse as S
+from saattn_edu.reference import structured
 
 FP32_TOL = 1e-5
 FP64_TOL = 1e-12
@@ -257,9 +258,10 @@ def test_chunks_in_threads_give_the_same_result(monkeypatch, threads):
     """Chunks write disjoint rows, so running them in threads changes nothing (small chunks: many of them)."""
     monkeypatch.setattr(S, "_THREADS", threads)
     monkeypatch.setattr(S, "_CHUNK_ELEMENTS", 2**12)
-    monkeypatch.setattr(S, "_GATHER_ELEMENTS", 2**10)
+    monkeypatch.setattr(structured, "_GATHER_BLOCK", 2**6)
+    monkeypatch.setattr(structured, "_GATHER_JOB", 2**8)
     q, k, v = qkv((2, 700, 8), seed=14)
-    for pattern in (P.SlidingWindow(16, causal=True), P.Causal()):
+    for pattern in (P.SlidingWindow(16, causal=True), P.Causal(), P.RandomPattern(5, causal=True)):
         ref = R.dense_attention(q, k, v, mask=pattern)
         assert rel_err(R.sparse_attention(q, k, v, pattern), ref) <= FP32_TOL
 

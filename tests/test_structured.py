@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from saattn_edu import patterns as P
 from saattn_edu import reference as R
 from saattn_edu.patterns.base import csr_from_block_layout
-from saattn_edu.reference import structured
+from saattn_edu.reference import sparse, structured
 from test_patterns import FAMILIES, brute
 
 FP32_TOL = 1e-5
@@ -92,6 +92,7 @@ LONG = [  # lengths where the tiles matter: residue classes of 64+, full tiles, 
     (P.SlidingWindow(64, causal=True) | P.GlobalTokens([0]), 700), (P.BigBird(block=16, seed=3), 640),
     (P.BlockSparse(np.random.default_rng(1).random((12, 12)) < 0.3, 64), 760), (P.Axial2D(70, 9), 630),
     (P.Local2D(30, 25, 2), 750), (P.Strided(7) & P.SlidingWindow(300), 800), (P.RandomPattern(5, causal=True), 500),
+    (P.SlidingWindow(300) | P.Strided(5), 700), (P.SlidingWindow(200, causal=True) | P.Strided(6, causal=False), 800),
 ]
 
 
@@ -101,6 +102,30 @@ def test_structured_path_long(pattern, n, monkeypatch):
     q, k, v = qkv(n, d=16, batch=(1,), seed=n)
     want = R.dense_attention(q, k, v, mask=pattern.mask(n))
     np.testing.assert_allclose(R.sparse_attention(q, k, v, pattern), want, atol=FP32_TOL, rtol=0)
+
+
+VIEWS = [P.Strided(3), P.Strided(4, causal=False), P.Axial2D(90, 5), P.Fixed(8, 3), P.Fixed(6, 2, causal=False),
+         P.SlidingWindow(300) | P.Strided(5), P.SlidingWindow(300, causal=True) | P.Fixed(16, 4)]
+
+
+@pytest.mark.parametrize("pattern", VIEWS, ids=repr)
+def test_views_in_small_blocks(pattern, monkeypatch):
+    """Residue classes as strided views and Fixed's summary key ranges: many query blocks, several key ranges
+    each (the band and the ranges' ends inside them), a union's rule, batch 2, two threads."""
+    monkeypatch.setattr(structured, "_CLASS_QUERIES", 16)
+    monkeypatch.setattr(structured, "_CHUNK_ELEMENTS", 2**9)  # 16 keys a matmul: the band straddles ranges
+    monkeypatch.setattr(sparse, "_THREADS", 2)
+    n = 450
+    q, k, v = qkv(n, d=8, batch=(2,), seed=7)
+    want = R.dense_attention(q, k, v, mask=pattern.mask(n))
+    np.testing.assert_allclose(R.sparse_attention(q, k, v, pattern), want, atol=FP32_TOL, rtol=0)
+    blind = ~pattern.mask(n)[:, 200]
+    for x in (k, v):  # a NaN in key 200 or its value: the rows that may not see it are unchanged
+        x[:, 200, 3] = np.nan
+        with np.errstate(invalid="ignore"):
+            out = R.sparse_attention(q, k, v, pattern)
+        np.testing.assert_allclose(out[:, blind], want[:, blind], atol=FP32_TOL, rtol=0)
+        x[:, 200, 3] = 0.5
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -150,3 +175,94 @@ def test_bigbird_tiles_equal_dense(n, window, globals_, randoms, seed, causal):
     q, k, v = qkv(n, seed=seed)
     want = R.dense_attention(q, k, v, mask=p.mask(n))
     np.testing.assert_allclose(R.sparse_attention(q, k, v, p), want, atol=FP32_TOL, rtol=0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The gather path: rows grouped by neighbour count, exact groups and padded power-of-two groups
+# ----------------------------------------------------------------------------------------------------------------
+def irregular_csr(draw, n_q, n_k):
+    """Rows of random lengths (zero included), a few lengths shared by many rows, distinct ascending keys."""
+    common = draw(st.lists(st.integers(0, n_k), min_size=1, max_size=3))
+    counts = [draw(st.sampled_from(common) | st.integers(0, n_k)) for _ in range(n_q)]
+    rng = np.random.default_rng(draw(st.integers(0, 99)))
+    rows = [np.sort(rng.choice(n_k, c, replace=False)) for c in counts] + [np.zeros(0, np.int64)]
+    return P.CSR(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), np.concatenate(rows).astype(np.int32))
+
+
+GATHER_KNOBS = st.tuples(st.sampled_from([1, 3, 10**6]), st.sampled_from([1, 7, 64, 2**12]), st.sampled_from([1, 2]))
+
+
+def set_gather_knobs(monkeypatch, knobs):
+    exact_rows, block, threads = knobs  # exact groups only, both kinds, padded only; blocks of 1 row or many
+    monkeypatch.setattr(structured, "_EXACT_ROWS", exact_rows)
+    monkeypatch.setattr(structured, "_GATHER_BLOCK", block)
+    monkeypatch.setattr(structured, "_GATHER_JOB", 4 * block)
+    monkeypatch.setattr(sparse, "_THREADS", threads)
+
+
+@FAST
+@given(st.data(), GATHER_KNOBS)
+def test_gather_path_equals_dense(data, knobs):
+    with pytest.MonkeyPatch.context() as mp:
+        set_gather_knobs(mp, knobs)
+        n_q, n_k = data.draw(st.integers(1, 60)), data.draw(st.integers(1, 40))
+        csr = irregular_csr(data.draw, n_q, n_k)
+        rng = np.random.default_rng(data.draw(st.integers(0, 99)))
+        q, k = (rng.standard_normal((2, m, 8)).astype(np.float32) for m in (n_q, n_k))
+        v = rng.standard_normal((2, n_k, 5)).astype(np.float32)  # dv != d
+        out = R.sparse_attention(q, k, v, csr)
+        mask = csr.to_mask(n_k)
+        np.testing.assert_allclose(out, R.dense_attention(q, k, v, mask=mask), atol=FP32_TOL, rtol=0)
+        assert np.all(out[:, ~mask.any(axis=1)] == 0)  # rows with no neighbour: zeros, never NaN
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # rows that do see the NaN compute with it
+@FAST
+@given(st.data(), GATHER_KNOBS, st.sampled_from(["k", "v"]), st.sampled_from([np.nan, np.inf, -np.inf]))
+def test_gather_path_unseen_nan_never_reaches_a_query(data, knobs, where, bad):
+    """Padded slots repeat a row's own key and are removed by selection: a non-finite key or value elsewhere,
+    even the one a padded slot would have read, changes nothing for rows that may not see it."""
+    with pytest.MonkeyPatch.context() as mp:
+        set_gather_knobs(mp, knobs)
+        n = data.draw(st.integers(1, 50))
+        csr = irregular_csr(data.draw, n, n)
+        q, k, v = qkv(n, seed=data.draw(st.integers(0, 99)))
+        mask = csr.to_mask(n)
+        clean = R.dense_attention(q, k, v, mask=mask)
+        j = data.draw(st.integers(0, n - 1))
+        poisoned = {"k": k, "v": v}[where].copy()
+        poisoned[..., j, data.draw(st.integers(0, q.shape[-1] - 1))] = bad
+        args = (q, poisoned, v) if where == "k" else (q, k, poisoned)
+        blind = ~mask[:, j]
+        for pattern_or_csr in (csr, P.Listed(csr)):  # a bare CSR, and the same list as a Pattern
+            out = R.sparse_attention(*args, pattern_or_csr)
+            np.testing.assert_allclose(out[..., blind, :], clean[..., blind, :], atol=FP32_TOL, rtol=0)
+            assert np.all(out[..., ~mask.any(axis=1), :] == 0)
+
+
+def test_gather_path_seen_inf_value_as_dense():
+    """A padded row that sees an inf value gets inf, as dense attention does (its padding adds 0, not 0 · inf)."""
+    csr = P.CSR(np.array([0, 3, 4, 5, 6]), np.array([0, 1, 2, 2, 2, 2]))  # row 0: 3 keys, padded to 4 slots
+    q, k, v = qkv(4, batch=(1,), seed=3)
+    v[..., 2, 0] = np.inf
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(structured, "_EXACT_ROWS", 10**6)  # every row padded to a power of two
+        out = R.sparse_attention(q, k, v, csr)
+    np.testing.assert_allclose(out, R.dense_attention(q, k, v, mask=csr.to_mask(4)), atol=FP32_TOL, rtol=0)
+    assert np.isposinf(out[0, :3, 0]).all()
+
+
+def test_gather_path_has_no_per_row_loop(monkeypatch):
+    """A million-token-style gather runs in blocks of about `_GATHER_BLOCK` pairs, never one call per row."""
+    calls = []
+    block = structured._gather_block
+    monkeypatch.setattr(structured, "_gather_block", lambda *a: calls.append(1) or block(*a))
+    n, p = 20_000, P.RandomPattern(8, seed=1)
+    q, k, v = qkv(n, d=8, batch=(1,), seed=5)
+    out = R.sparse_attention(q, k, v, p)
+    assert len(calls) <= 2 * p.num_pairs(n) // structured._GATHER_BLOCK + 2
+    rows = np.random.default_rng(0).choice(n, 50, replace=False)  # spot-check rows against their own keys
+    for i in rows:
+        keys = p.neighbors(n).row(i)
+        want = R.dense_attention(q[:, i : i + 1], k[:, keys], v[:, keys])
+        np.testing.assert_allclose(out[:, i : i + 1], want, atol=FP32_TOL, rtol=0)

@@ -10,20 +10,23 @@ def draw_distinct(rng: np.random.Generator, counts: np.ndarray, k: int) -> np.nd
     """(rows, k) distinct ints in [0, counts[r]) per row, ascending, padded with -1 where counts[r] < k.
 
     Floyd's algorithm, vectorised over rows: k draws per row whatever counts is, so the cost is O(rows · k²)
-    and never O(rows · counts). Rows with counts <= k take every value.
+    and never O(rows · counts). Rows with counts <= k take every value. The draws are kept slot by slot
+    (k contiguous arrays of rows), so each step compares whole arrays, not short rows.
     """
     counts = np.asarray(counts, dtype=np.int64)
-    chosen = np.full((len(counts), k), -1, dtype=np.int64)  # (rows, k)
+    chosen = np.empty((k, len(counts)), dtype=np.int64)  # (k, rows)
     for step in range(k):
         top = counts - k + step  # Floyd: draw x in [0, top]; if already taken, take top itself
         x = rng.integers(0, np.maximum(top, 0) + 1)  # (rows,)
-        taken = (chosen[:, :step] == x[:, None]).any(axis=1)
-        chosen[:, step] = np.where(taken, top, x)
-    few = counts <= k  # fewer values than draws: all of them
-    chosen[few] = np.where(np.arange(k)[None, :] < counts[few, None], np.arange(k)[None, :], -1)
-    big = np.iinfo(np.int64).max  # sort the -1 padding to the end of each row
-    chosen = np.sort(np.where(chosen < 0, big, chosen), axis=1)
-    return np.where(chosen == big, -1, chosen)
+        taken = np.zeros(len(counts), dtype=bool)
+        for earlier in chosen[:step]:
+            taken |= earlier == x
+        chosen[step] = np.where(taken, top, x)
+    table = np.sort(chosen.T, axis=1)  # (rows, k) ascending
+    few = counts <= k  # fewer values than draws: all of them, already ascending, then the -1 padding
+    slots = np.arange(k)[None, :]
+    table[few] = np.where(slots < counts[few, None], slots, -1)
+    return table
 
 
 def any_match(table: np.ndarray, row, key):

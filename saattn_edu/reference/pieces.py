@@ -6,6 +6,10 @@ its `rule(i, j)` accepts (original token positions), so the pieces together hold
   (`step` > 1: the classes r, r + step, r + 2·step, ... of a dilated window are separate bands).
 - `Tiles`: (bq × bk) tiles of a reordering of the queries (`q_index`) and of the keys (`k_index`); -1 pads a
   block. `full` marks tiles whose pairs all pass the rule (no mask to evaluate there).
+- `Classes`: residue classes mod `step` read in place as strided views (positions r, r + step, ...); within a class
+  query a sees key c when a - c >= gap (causal) or |a - c| >= gap: Sparse Transformer's strided columns.
+- `KeyRanges`: a sorted key set gathered once, each query i seeing `keys[lo[i]:hi[i]]`: contiguous query blocks
+  against contiguous ranges of it (Fixed's summary keys).
 - `Pairs`: an irregular CSR (random keys, learned selections): the gather path.
 """
 from __future__ import annotations
@@ -35,6 +39,20 @@ class Tiles(NamedTuple):
     kblocks: np.ndarray  # (tiles,) key block of every tile
     full: np.ndarray | None  # (tiles,) True where every pair passes the rule; None: evaluate it everywhere
     rule: Callable
+
+
+class Classes(NamedTuple):
+    step: int
+    gap: int  # class distance from which keys count (the band covers the nearer ones)
+    causal: bool
+    rule: Callable | None  # None: every pair at class distance >= gap (a union's rule adds a mask everywhere)
+
+
+class KeyRanges(NamedTuple):
+    keys: np.ndarray  # (m,) sorted key positions
+    lo: np.ndarray  # (n,) query i sees keys[lo[i]:hi[i]]; lo and hi non-decreasing in i
+    hi: np.ndarray
+    rule: Callable | None
 
 
 class Pairs(NamedTuple):
@@ -120,34 +138,3 @@ def layout_tiles(n: int, layout: np.ndarray, block: int, full: bool, rule) -> Ti
     np.cumsum(np.bincount(qb, minlength=nb), out=indptr[1:])
     full_flags = (kb * block + block <= n) if full else None
     return Tiles(index, index, block, block, indptr, kb.astype(np.int64), full_flags, rule)
-
-
-def class_tiles(n: int, step: int, gap: int, causal: bool, rule, b: int = TILE) -> Tiles:
-    """Residue classes mod `step` as contiguous padded runs; within a class, tiles holding pairs whose class
-    positions a (query) and c (key) satisfy a - c >= gap (causal) or |a - c| >= gap.
-
-    This is the GPU kernel's permutation for strided columns: keys with one residue form dense blocks.
-    """
-    i = np.arange(n, dtype=np.int64)
-    lengths = np.bincount(i % step, minlength=step)[: min(step, n)]  # (classes,)
-    blocks = -(-lengths // b)
-    start = np.concatenate([[0], np.cumsum(blocks)])  # first block of every class
-    index = np.full(int(start[-1]) * b, -1, dtype=np.int64)
-    index[start[i % step] * b + i // step] = i  # class r holds r, r + step, ... from its first block on
-    cls = np.repeat(np.arange(len(blocks)), blocks)  # class of every block
-    local = np.arange(len(cls)) - start[cls]  # block number within its class
-    clean = local < lengths[cls] // b  # blocks without padding
-    below = np.minimum((local * b + b - 1 - gap) // b, blocks[cls] - 1)  # last key block below the gap
-    runs = [run(start[cls], below + 1)]
-    if not causal:
-        above = np.maximum(-(-(local * b - b + 1 + gap) // b), below + 1)  # first key block with c - a >= gap
-        runs.append(run(start[cls] + above, blocks[cls] - above))
-
-    def full_of(qb, kb):
-        lq, lk = local[qb], local[kb]
-        apart = lq * b - (lk * b + b - 1) >= gap
-        if not causal:
-            apart |= lk * b - (lq * b + b - 1) >= gap
-        return apart & clean[qb] & clean[kb]
-
-    return tiles_from_runs(index, index, b, b, runs, full_of, rule)

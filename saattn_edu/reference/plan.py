@@ -1,9 +1,10 @@
-"""Cut a pattern into disjoint pieces (bands, tiles, pair lists) that the structured path computes with BLAS.
+"""Cut a pattern into disjoint pieces (bands, tiles, residue classes, pair lists) the structured path runs.
 
 Each family is cut along its own structure: a window is a band, Sparse Transformer's strided columns are dense
-tiles once the keys are grouped by residue (as the GPU kernel does), Fixed's summary keys are a column of tiles,
-global tokens are a row and a column of tiles. A union takes its parts' pieces, each later part keeping only
-pairs no earlier part allows (so no pair is counted twice); an intersection filters the sparsest part's pieces.
+blocks once the keys are grouped by residue (as the GPU kernel does; here strided views of one residue, no copy),
+Fixed's summary keys are gathered once and read in ranges, global tokens are a row and a column of tiles. A union
+takes its parts' pieces, each later part keeping only pairs no earlier part allows (so no pair is counted twice);
+an intersection filters the sparsest part's pieces.
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from ..patterns import (AttentionSinks, Axial2D, BigBird, BlockSparse, Causal, D
                         GlobalTokens, Intersection, Local2D, Longformer, SlidingWindow, Strided, Union)
 from ..patterns.base import lookup
 from ..patterns.rows import run, segments_csr
-from .pieces import TILE, Band, Pairs, Tiles, padded, range_tiles, rect_tiles, tiles_from_runs, with_rule
-from .pieces import class_tiles, layout_tiles
+from .pieces import TILE, Band, Classes, KeyRanges, Pairs, Tiles, layout_tiles, padded, range_tiles
+from .pieces import rect_tiles, with_rule
 
 _NARROW = 4  # a band narrower than n / _NARROW runs as a band; wider ones as tiles of a range
 _TALL = 512  # query tile against a few key columns: tall tiles, few matmul calls
@@ -131,12 +132,8 @@ def _longformer(p, n):
 def _strided(p, n):
     s = p.stride
     band = band_piece(n, s, 0 if p.causal else s)
-
-    def beyond_band(i, j):  # class tiles only pair positions of one residue: no modulo needed
-        return (i - j > s) if p.causal else (abs(i - j) > s)
-
-    if n // s >= TILE:  # long residue classes: dense tiles of keys with one residue
-        return [band, class_tiles(n, s, 2, p.causal, beyond_band)]
+    if n // s >= TILE:  # long residue classes: strided views of one residue, beyond the band (class distance >= 2)
+        return [band, Classes(s, 2, p.causal, None)]
     i = np.arange(n, dtype=np.int64)
     runs = [run(i % s, i // s - 1, s)] + ([] if p.causal else [run(i + 2 * s, (n - 1 - i) // s - 1, s)])
     return [band, Pairs(segments_csr(n, runs), None)]
@@ -146,33 +143,14 @@ def _fixed(p, n):
     s, i = p.stride, np.arange(n, dtype=np.int64)
     start = i // s * s
     own = range_tiles(n, start, i + 1 if p.causal else np.minimum(n, start + s))
-    summary = p._summary_keys(n)
+    summary = p._summary_keys(n)  # every query sees the summary keys outside its own block: a range of them
     if not len(summary):
         return [own]
-    return [own, _summary_tiles(n, s, summary, p.causal)]
-
-
-def _summary_tiles(n, s, summary, causal, b=TILE):
-    """Every query against the summary keys outside its own block (causal: in earlier blocks) as tiles."""
-    q_index, k_index = padded(np.arange(n, dtype=np.int64), b), padded(summary, b)
-    nqb, nkb = len(q_index) // b, len(k_index) // b
-    first = np.arange(nqb, dtype=np.int64) * b
-    last = np.minimum(n, first + b) - 1
-    if causal:  # summary keys before the block of the block's last row
-        runs = [run(np.zeros(nqb), -(-np.searchsorted(summary, last // s * s) // b))]
-    else:
-        runs = [run(np.zeros(nqb), np.full(nqb, nkb))]
-    k_lo = summary[np.minimum(np.arange(nkb) * b, len(summary) - 1)]
-    k_hi = np.where(np.arange(nkb) * b + b <= len(summary), summary[np.minimum(np.arange(nkb) * b + b - 1,
-                                                                             len(summary) - 1)], n)
-
-    def full_of(qb, kb):  # every key of the tile lies before (or, non-causal, after) every row's block
-        before = k_hi[kb] < first[qb] // s * s
-        after = k_lo[kb] >= (last[qb] // s + 1) * s
-        return (before | (after & (not causal))) & (kb * b + b <= len(summary))
-
-    other_block = (lambda i, j: j // s < i // s) if causal else (lambda i, j: j // s != i // s)
-    return tiles_from_runs(q_index, k_index, b, b, runs, full_of, other_block)
+    before = KeyRanges(summary, np.zeros(n, np.int64), np.searchsorted(summary, start), None)
+    if p.causal:
+        return [own, before]
+    after = np.searchsorted(summary, np.minimum(n, start + s))
+    return [own, before, KeyRanges(summary, after, np.full(n, len(summary), np.int64), None)]
 
 
 def _sinks(p, n):
@@ -205,7 +183,7 @@ def _axial2d(p, n):
     w, h, i = p.width, p.height, np.arange(n, dtype=np.int64)
     row = range_tiles(n, i // w * w, i // w * w + w)
     if h >= TILE:
-        return [row, class_tiles(n, w, 1, False, lambda a, j: a != j)]  # one column: other rows are j != i
+        return [row, Classes(w, 1, False, None)]  # one column: the other rows (class distance >= 1)
     y, x = i // w, i % w
     return [row, Pairs(segments_csr(n, [run(x, y, w), run((y + 1) * w + x, h - 1 - y, w)]), None)]
 

@@ -2,7 +2,8 @@
 
 `sparse_attention` cuts a Pattern into disjoint pieces (`plan.py`: bands for windows, tiles for blocks, global
 rows and columns and residue-permuted strided columns, pair lists for irregular patterns) and computes each with
-BLAS, merged by log-sum-exp (`structured.py`). A CSR, whose structure is unknown, is gathered pair by pair.
+BLAS, merged by log-sum-exp (`structured.py`). A CSR, whose structure is unknown, is gathered: its rows grouped by
+neighbour count, each group one dense (count, rows, d) gather.
 `_band_attention` (one band, the whole pattern's rule per tile) stays as the simplest blocked path to read.
 Everything holds only a chunk of the work in memory at a time (about `_CHUNK_ELEMENTS` numbers), so a million
 tokens fit in a few hundred MB beyond q, k, v and the output; nothing loops over rows in Python.
@@ -18,10 +19,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..patterns.base import CSR, Pattern
 from ._inputs import check_csr, check_qkv, check_scale, check_square, flat3
-from ._softmax import attend_tile, safe_divide
+from ._softmax import attend_tile
 
 _CHUNK_ELEMENTS = 2**19  # band path: scores per chunk (2 MB in fp32: the passes over it stay in cache)
-_GATHER_ELEMENTS = 2**22  # gather path: gathered numbers per chunk (~16 MB in fp32)
 _THREADS = None  # None: one per available core when BLAS threads can be limited (threadpoolctl), else 1
 
 
@@ -152,43 +152,13 @@ def _padded_rows(x3, lo: int, hi: int):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Gather path: CSR rows in chunks, segment softmax with reduceat
+# Gather path: a CSR's rows grouped by neighbour count, each group a dense gather (`structured._run_pairs`)
 # ----------------------------------------------------------------------------------------------------------------
 def _gather_attention(q, k, v, csr: CSR, scale: float):
-    """Gather path of `sparse_attention`: O(nnz·d) time, chunks of about `_CHUNK_ELEMENTS` gathered numbers."""
+    """Gather path of `sparse_attention`: O(nnz·d) time, blocks of about `structured._GATHER_BLOCK` pairs."""
+    from .pieces import Pairs
+    from .structured import structured_attention
+
     lead, n_q, dv = q.shape[:-2], q.shape[-2], v.shape[-1]
-    q3, k3, v3 = flat3(q, k, v)  # (B, n, d)
-    out = np.zeros((len(q3), n_q, dv), dtype=q.dtype)  # empty rows stay 0
-    pairs_per_chunk = max(1, _GATHER_ELEMENTS // (max(len(q3), 1) * max(q.shape[-1], dv, 1)))
-    _for_each_chunk(lambda rows: _gather_chunk(q3, k3, v3, csr, scale, *rows, out),
-                    _row_chunks(csr.indptr, pairs_per_chunk))
+    out = structured_attention(*flat3(q, k, v), [Pairs(csr, None)], scale)  # (B, n_q, dv), empty rows 0
     return out.reshape(*lead, n_q, dv)
-
-
-def _row_chunks(indptr, pairs_per_chunk: int):
-    """Consecutive (r0, r1) row ranges holding about `pairs_per_chunk` pairs each (at least one row)."""
-    n, r0 = len(indptr) - 1, 0
-    while r0 < n:
-        r1 = int(np.searchsorted(indptr, indptr[r0] + pairs_per_chunk, side="right")) - 1
-        r1 = min(n, max(r1, r0 + 1))
-        yield r0, r1
-        r0 = r1
-
-
-def _gather_chunk(q3, k3, v3, csr, scale, r0, r1, out):
-    """Rows r0..r1-1: gather each pair's k and v rows, softmax per row segment, write into `out`."""
-    p0, p1 = int(csr.indptr[r0]), int(csr.indptr[r1])
-    if p1 == p0:
-        return  # every row in the chunk is empty: output stays 0
-    lengths = np.diff(csr.indptr[r0 : r1 + 1])  # (r,)
-    rows = np.flatnonzero(lengths)  # non-empty rows (reduceat cannot express an empty segment)
-    seg_start = csr.indptr[r0 + rows] - p0  # (r_ne,) first pair of each row within the chunk
-    seg_id = np.repeat(np.arange(len(rows)), lengths[rows])  # (P,) which segment each pair belongs to
-    keys = csr.indices[p0:p1]  # (P,)
-    qg = q3[:, r0 + rows] * q3.dtype.type(scale)  # (B, r_ne, d): each query once
-    s = np.einsum("bpd,bpd->bp", qg[:, seg_id], k3[:, keys])  # (B, P) one logit per pair
-    s -= np.maximum.reduceat(s, seg_start, axis=1)[:, seg_id]  # row max from each logit
-    np.exp(s, out=s)
-    l = np.add.reduceat(s, seg_start, axis=1)[..., None]  # (B, r_ne, 1) > 0: every segment holds its max
-    o = np.add.reduceat(s[..., None] * v3[:, keys], seg_start, axis=1)  # (B, r_ne, dv)
-    out[:, r0 + rows] = safe_divide(o, l)

@@ -8,16 +8,21 @@ thread per core (chunks of one wave write disjoint rows).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..patterns.rows import filter_pairs
-from ._softmax import tile_partials
-from .pieces import Band, Pairs, Tiles
-from .sparse import _CHUNK_ELEMENTS, _for_each_chunk, _padded_rows, _row_chunks, band_block_size
+from ._softmax import exp_shifted, scores, tile_partials, weigh_values
+from .pieces import Band, Classes, KeyRanges, Pairs, Tiles
+from .sparse import _CHUNK_ELEMENTS, _for_each_chunk, _padded_rows, band_block_size
 
 _KEYS_PER_ITEM = 4096  # keys one query block scores at once; longer tile rows are split over several waves
-_GATHER_PAIRS = 2**15  # pairs per gather chunk (times d numbers, up to 2x padding)
+_CLASS_QUERIES = 128  # queries of one residue class per matmul, against up to _KEYS_PER_ITEM keys of the class
+_GATHER_BLOCK = 2**12  # pairs gathered at once: their k and v rows (1 MB each at d = 64) stay in a core's L2
+_GATHER_JOB = 2**16  # pairs per work item (blocks of one group, one after another in one thread)
+_EXACT_ROWS = 64  # a neighbour count shared by this many rows gets a group of its own, without padding
 
 
 class _State:
@@ -51,7 +56,8 @@ def structured_attention(q3, k3, v3, pieces, scale: float):
     """Attention of q3 (B, n, d) over the union of disjoint `pieces` -> (B, n, dv)."""
     state = _State(len(q3), q3.shape[1], v3.shape[-1], q3.dtype)
     for k, piece in enumerate(pieces):
-        runner = {Band: _run_band, Tiles: _run_tiles, Pairs: _run_pairs}[type(piece)]
+        runner = {Band: _run_band, Tiles: _run_tiles, Classes: _run_classes, KeyRanges: _run_key_ranges,
+                  Pairs: _run_pairs}[type(piece)]
         runner(q3, k3, v3, piece, scale, state, assign=(k == 0))
     return state.out
 
@@ -159,40 +165,169 @@ def _tile_mask(t: Tiles, pos, qrows, kcols):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Pairs: the gather path, for irregular neighbour lists
+# Classes: residue classes as strided views, query blocks against the keys far enough along their class
+# ----------------------------------------------------------------------------------------------------------------
+def _run_classes(q3, k3, v3, piece: Classes, scale, state, assign):
+    """Class r is positions r, r + step, ...: q3[:, r::step] is a view BLAS reads in place (leading dimension
+    step·d), so each query block is a plain matmul against a key range of its class: no gather, no copy."""
+    n, step = q3.shape[1], max(1, min(piece.step, q3.shape[1]))
+    bq = _CLASS_QUERIES
+    keys = max(bq, _CHUNK_ELEMENTS // (len(q3) * bq))  # keys per matmul: about _CHUNK_ELEMENTS scores
+    jobs = [(r, a0) for r in range(step) for a0 in range(0, len(range(r, n, step)), bq)]
+
+    def work(job):
+        r, a0 = job
+        length = len(range(r, n, step))
+        a1 = min(length, a0 + bq)
+        rows = slice(r + step * a0, r + step * (a1 - 1) + 1, step)  # the block's positions: a strided view
+        hi = min(length, a1 - piece.gap) if piece.causal else length  # causal: keys c <= a - gap of some row a
+        for c0 in range(0, hi, keys):  # non-causal: every key, the band around the diagonal masked
+            o, m, l = _class_block(q3, k3, v3, piece, scale, r, step, (a0, a1), (c0, min(hi, c0 + keys)))
+            state.merge(rows, o, m, l, assign and c0 == 0)
+
+    _for_each_chunk(work, jobs)
+
+
+def _class_block(q3, k3, v3, piece: Classes, scale, r, step, queries, keys):
+    """Partials of class positions a0..a1-1 over class keys c0..c1-1 (B, a1 - a0, ·).
+
+    Only the columns next to the band need a mask (a strip as wide as the block); the rest are full.
+    """
+    (a0, a1), (c0, c1), gap = queries, keys, piece.gap
+    view = slice(r + step * c0, r + step * (c1 - 1) + 1, step)
+    qv, kv, vv = q3[:, r + step * a0 : r + step * (a1 - 1) + 1 : step], k3[:, view], v3[:, view]
+    a = np.arange(a0, a1)[:, None]  # (bq, 1) class positions
+
+    def allowed_in(lo, hi):  # (bq, hi - lo): class distance >= gap on the allowed side(s)
+        if piece.rule is None:  # the strip next to the band: one shape for every block, cached
+            return _class_mask(a1 - a0, hi - lo, a0 - lo, gap, piece.causal)
+        c = np.arange(lo, hi)
+        ok = (a - c >= gap) | ((c - a >= gap) & (not piece.causal))
+        return ok & np.asarray(piece.rule(r + step * a, r + step * c), dtype=bool)
+
+    s = scores(qv, kv, scale)  # (B, bq, ck)
+    lo, hi = (0, c1 - c0) if piece.rule is not None else (max(c0, a0 - gap + 1) - c0, min(c1, a1 - 1 + gap) - c0)
+    if lo < hi:  # causal: keys past a0 - gap; non-causal: the band around the diagonal
+        np.copyto(s[..., lo:hi], -np.inf, where=~allowed_in(c0 + lo, c0 + hi))
+    m, l = exp_shifted(s, None)
+    out = np.matmul(s, vv)  # (B, bq, dv)
+    if not np.isfinite(out).all():  # a non-finite value row: keep it from the rows that may not see it
+        out = weigh_values(s, vv, allowed_in(c0, c1))
+    out /= np.where(l > 0, l, 1)
+    m, l = m[..., 0], l[..., 0]
+    return out, np.where(l > 0, m, -np.inf), l
+
+
+@functools.lru_cache(maxsize=64)
+def _class_mask(rows: int, cols: int, shift: int, gap: int, causal: bool):
+    """(rows, cols) class distance a - c = t - u + shift at least gap (or at most -gap when not causal); every
+    block of a class shares it, so it is built once."""
+    dist = np.arange(rows)[:, None] - np.arange(cols) + shift
+    ok = (dist >= gap) | ((dist <= -gap) & (not causal))
+    ok.setflags(write=False)
+    return ok
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Key ranges: a key set gathered once, contiguous query blocks against contiguous ranges of it
+# ----------------------------------------------------------------------------------------------------------------
+def _run_key_ranges(q3, k3, v3, piece: KeyRanges, scale, state, assign):
+    """One gather of the key set (Fixed: n·c/stride rows), then plain matmuls on views: a query block reads the
+    range its rows reach, masked only where the rows' ranges differ."""
+    n, bq = q3.shape[1], _CLASS_QUERIES
+    ks, vs = np.take(k3, piece.keys, axis=1), np.take(v3, piece.keys, axis=1)  # (B, m, d), (B, m, dv)
+    width = max(bq, _CHUNK_ELEMENTS // (len(q3) * bq))  # keys per matmul
+
+    def work(i0):
+        i1 = min(n, i0 + bq)
+        lo, hi = piece.lo[i0:i1, None], piece.hi[i0:i1, None]  # (bq, 1)
+        for c0 in range(int(lo[0, 0]), int(hi[-1, 0]), width):
+            c1 = min(int(hi[-1, 0]), c0 + width)
+            allowed = None
+            if not (lo[-1, 0] <= c0 and c1 <= hi[0, 0]):  # some row's range starts or ends inside
+                c = np.arange(c0, c1)
+                allowed = (lo <= c) & (c < hi)
+            if piece.rule is not None:
+                ruled = np.asarray(piece.rule(np.arange(i0, i1)[:, None], piece.keys[c0:c1]), dtype=bool)
+                allowed = ruled if allowed is None else allowed & ruled
+            o, m, l = tile_partials(q3[:, i0:i1], ks[:, c0:c1], vs[:, c0:c1], allowed, scale)
+            state.merge(slice(i0, i1), o, m, l, assign and c0 == lo[0, 0])
+
+    _for_each_chunk(work, range(0, n, bq))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pairs: the gather path, for irregular neighbour lists (random keys, learned selections)
 # ----------------------------------------------------------------------------------------------------------------
 def _run_pairs(q3, k3, v3, piece: Pairs, scale, state, assign):
+    """Rows grouped by neighbour count; each block of a group is one dense (count, rows, d) gather, two einsums
+    and a softmax over the count axis: no loop over rows, no scatter-add, no padding where counts are shared."""
     csr = piece.csr if piece.rule is None else filter_pairs(piece.csr, piece.rule)
-    per_chunk = max(1, _GATHER_PAIRS // max(1, len(q3)))
+    batch, jobs = len(q3), []
+    for width, exact, rows in _count_groups(np.diff(csr.indptr)):
+        per_job = max(1, _GATHER_JOB // (batch * width))
+        jobs += [(rows[s : s + per_job], width, exact) for s in range(0, len(rows), per_job)]
 
-    def work(rows):
-        r0, r1 = rows
-        o, m, l = _gather_partials(q3, k3, v3, csr, scale, r0, r1)
-        state.merge(slice(r0, r1), o, m, l, assign)
+    def work(job):
+        rows, width, exact = job
+        per_block = max(1, _GATHER_BLOCK // (batch * width))
+        for s in range(0, len(rows), per_block):
+            block = _as_slice(rows[s : s + per_block])
+            o, m, l = _gather_block(q3, k3, v3, csr, block, width, exact, scale)
+            state.merge(block, o, m, l, assign)
 
-    _for_each_chunk(work, _row_chunks(csr.indptr, per_chunk))
+    _for_each_chunk(work, jobs)
 
 
-def _gather_partials(q3, k3, v3, csr, scale, r0, r1):
-    """Rows r0..r1-1 over their listed keys only, as small batched matmuls.
+def _count_groups(lengths):
+    """(width, exact, rows) groups: a neighbour count shared by `_EXACT_ROWS`+ rows is a group of its own (exact);
+    the other rows go to power-of-two widths (padded, at most 2x). Empty rows are in none: they stay 0."""
+    shared = np.bincount(lengths) >= _EXACT_ROWS  # (max count + 1,)
+    exact = shared[lengths]  # (n,)
+    pow2 = np.left_shift(1, np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64))
+    key = np.where(exact, lengths, pow2) * 2 + ~exact  # exact and padded rows of one width stay apart
+    key[lengths == 0] = -1
+    order = np.argsort(key, kind="stable")  # rows ascending within a group (one run for uniform counts)
+    bounds = np.flatnonzero(np.diff(key[order])) + 1
+    for rows in np.split(order, bounds):
+        g = int(key[rows[0]]) if len(rows) else -1  # no rows at all (n = 0): no group
+        if g >= 0:
+            yield g // 2, g % 2 == 0, rows
 
-    Rows are bucketed by length rounded up to a power of two and padded (padding masked): each bucket is one
-    (rows, 1, d) @ (rows, d, width) matmul, with no per-pair reduceat and at most 2x padding.
+
+def _as_slice(rows):
+    """Consecutive rows as a slice (views, no fancy indexing), else the index array."""
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1:  # sorted and distinct, so consecutive
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
+
+
+def _gather_block(q3, k3, v3, csr, rows, width, exact, scale):
+    """Partials (o (B, R, dv), m, l (B, R)) of `rows` over their listed keys, `width` slots per row.
+
+    Slots past a row's count (padded groups only) repeat the row's last key, an index the row may read, and are
+    then removed by selection (logit -inf, value 0), never by multiplication: 0 · NaN would be NaN.
     """
-    batch, dv = len(q3), v3.shape[-1]
-    o = np.zeros((batch, r1 - r0, dv), q3.dtype)
-    m = np.full((batch, r1 - r0), -np.inf, q3.dtype)
-    l = np.zeros((batch, r1 - r0), q3.dtype)
-    lengths = np.diff(csr.indptr[r0 : r1 + 1])
-    widths = np.where(lengths > 0, 1 << np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64), 0)
-    for w in np.unique(widths[widths > 0]):
-        rows = np.flatnonzero(widths == w)  # (R,) rows of this bucket, within the chunk
-        slots = np.arange(w)
-        valid = slots < lengths[rows, None]  # (R, w) padding masked
-        pos = np.minimum(csr.indptr[r0 + rows, None] + slots, len(csr.indices) - 1)
-        keys = np.where(valid, csr.indices[pos], 0)  # (R, w)
-        qb = q3[:, r0 + rows, None, :]  # (B, R, 1, d)
-        kb, vb = np.take(k3, keys, axis=1), np.take(v3, keys, axis=1)  # (B, R, w, d): take beats fancy indexing
-        ob, mb, lb = tile_partials(qb, kb, vb, valid[:, None, :], scale)
-        o[:, rows], m[:, rows], l[:, rows] = ob[..., 0, :], mb[..., 0], lb[..., 0]
-    return o, m, l
+    if isinstance(rows, slice) and exact:  # consecutive rows of one count: their keys are one run of indices
+        keys = csr.indices[csr.indptr[rows.start] : csr.indptr[rows.stop]].reshape(-1, width).T  # (w, R)
+        valid = None
+    else:
+        idx = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows
+        first, count = csr.indptr[idx], csr.indptr[idx + 1] - csr.indptr[idx]  # (R,)
+        slot = np.arange(width)[:, None]  # (w, 1)
+        keys = csr.indices[first + np.minimum(slot, count - 1)]  # (w, R)
+        valid = None if exact else slot < count  # (w, R)
+    kb, vb = np.take(k3, keys, axis=1), np.take(v3, keys, axis=1)  # (B, w, R, d): take beats fancy indexing
+    s = np.einsum("bwrd,brd->bwr", kb, q3[:, rows])  # (B, w, R) one logit per pair
+    s *= q3.dtype.type(scale)  # w numbers a row, not d
+    if valid is not None:
+        np.copyto(s, -np.inf, where=~valid)
+        np.copyto(vb, 0, where=~valid[..., None])
+    m = s.max(axis=1)  # (B, R): the count axis is outermost, so max, sum are passes over contiguous rows
+    m[np.isneginf(m)] = 0  # rows whose logits are all -inf: exps 0, no nan
+    s -= m[:, None]
+    np.exp(s, out=s)
+    l = s.sum(axis=1)  # (B, R)
+    o = np.einsum("bwr,bwrd->brd", s, vb)  # (B, R, dv)
+    o /= np.where(l > 0, l, 1)[..., None]
+    return o, np.where(l > 0, m, -np.inf), l
