@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,21 @@ def _code_of(raw):
     return getattr(fn, "__code__", None)
 
 
+def _qualname(code) -> str:
+    """The code's qualified name (Python 3.11+); Python 3.10 has only the plain name (nested code of the allowed
+    helpers is then matched by identity, see Forbidden._allowed_codes)."""
+    return getattr(code, "co_qualname", code.co_name)
+
+
+def _nested_codes(code) -> set:
+    """A code object and every function or lambda defined inside it."""
+    out = {code}
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            out |= _nested_codes(c)
+    return out
+
+
 class Forbidden:
     """Code the learner's function may not enter: the targets' (file, qualified name), and every function of the
     grader's exercise modules (references, case generators) except the helpers a notebook is meant to call."""
@@ -105,33 +121,35 @@ class Forbidden:
     def __init__(self, targets=(), allow=()):
         self.labels: dict[tuple, str] = {}
         # the grader's own measuring helpers that call the learner's function (and code nested in them)
-        self._allowed = [(fn.__code__.co_filename, fn.__code__.co_qualname) for fn in allow]
+        self._allowed = [(fn.__code__.co_filename, _qualname(fn.__code__)) for fn in allow]
+        self._allowed_codes = set().union(*(_nested_codes(fn.__code__) for fn in allow))
         for owner, attr in targets:
             raw = owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)
             code = _code_of(raw)
             if code is not None:
-                self.labels[(code.co_filename, code.co_qualname)] = f"{getattr(owner, '__name__', owner)}.{attr}"
+                self.labels[(code.co_filename, _qualname(code))] = f"{getattr(owner, '__name__', owner)}.{attr}"
         self._seen: dict = {}
 
     def label(self, code) -> str | None:
         hit = self._seen.get(code, 0)
         if hit == 0:
-            hit = self.labels.get((code.co_filename, code.co_qualname))
+            hit = self.labels.get((code.co_filename, _qualname(code)))
             if hit is None and code.co_filename.startswith(_EXERCISES_DIR) and not _learner_helper(code) \
                     and not self._is_allowed(code):
-                hit = f"the grader's {Path(code.co_filename).stem}.{code.co_qualname}"
+                hit = f"the grader's {Path(code.co_filename).stem}.{_qualname(code)}"
             self._seen[code] = hit
         return hit
 
     def _is_allowed(self, code) -> bool:
-        return any(code.co_filename == f and (code.co_qualname == q or code.co_qualname.startswith(q + "."))
-                   for f, q in self._allowed)
+        name = _qualname(code)
+        return code in self._allowed_codes or any(code.co_filename == f and (name == q or name.startswith(q + "."))
+                                                  for f, q in self._allowed)
 
 
 def _learner_helper(code) -> bool:
     module = sys.modules.get(f"saattn_edu.grading.exercises.{Path(code.co_filename).stem}")
     helpers = getattr(module, "LEARNER_HELPERS", ())
-    return code.co_qualname.split(".")[0] in helpers
+    return _qualname(code).split(".")[0] in helpers
 
 
 # ----------------------------------------------------------------------------------------------------------------
