@@ -363,6 +363,32 @@ else:
 # ### END ANSWER
 
 # %% [markdown]
+# ## Exercise 6 ★: the transposed plan
+#
+# The backward's dK/dV programs walk the plan **by key tile**: for each key tile, the query tiles that see it
+# (`plan.cols` in lesson 08). Build that view from the view by query tile. `ptr`, `idx` are a CSR of active tiles by
+# query tile (`idx[ptr[i]:ptr[i + 1]]` are the key tiles of query tile `i`, increasing); return `(col_ptr, col_idx)`,
+# the CSR by key tile for `n_cols` key tiles, with the query tiles of each key tile increasing. The time must grow
+# with the number of active tiles, not with the size of the tile grid: the last case has 200,000 query tiles.
+# Graded in the ★ column; it needs NumPy only.
+
+# %%
+def transpose_tiles(ptr, idx, n_cols):
+    """CSR of active tiles by key tile from the CSR by query tile: (col_ptr, col_idx), int64."""
+    ### BEGIN SOLUTION: count the tiles of every key tile, prefix sums, then the query tiles in key-tile order
+    ptr, idx = np.asarray(ptr, dtype=np.int64), np.asarray(idx, dtype=np.int64)
+    rows = np.repeat(np.arange(len(ptr) - 1, dtype=np.int64), np.diff(ptr))
+    order = np.argsort(idx, kind="stable")  # stable: query tiles stay increasing inside each key tile
+    col_ptr = np.zeros(n_cols + 1, dtype=np.int64)
+    np.cumsum(np.bincount(idx, minlength=n_cols), out=col_ptr[1:])
+    return col_ptr, rows[order]
+    ### END SOLUTION
+
+
+# %%
+check("ex08.star_transpose_tiles", transpose_tiles)
+
+# %% [markdown]
 # ## Your grade
 #
 # Every check above prints its points. To grade the whole notebook as the course does, from a terminal:

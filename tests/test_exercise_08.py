@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from saattn_edu.grading import questions
@@ -34,7 +35,7 @@ for cell in nb.cells:
         exec(cell.source.replace(sys.argv[3], sys.argv[4]) if sys.argv[3] else cell.source, g)
 out = {}
 for name, q in questions("ex08").items():
-    r = run_question(q, g["triton_attention"], seed=int(sys.argv[2]), timeout=120)
+    r = run_question(q, g[q.lookup_name], seed=int(sys.argv[2]), timeout=120)
     out[name] = {"status": r.status, "points": r.points, "max": r.max_points, "report": r.report()}
 print("RESULT" + json.dumps(out))
 """
@@ -49,11 +50,10 @@ def _grade(folder: str, seed: int = 1, old: str = "", new: str = "") -> dict:
     return json.loads(line[len("RESULT"):])
 
 
-def test_four_graded_questions_with_fresh_inputs():
+def test_four_graded_kernel_questions_a_star_and_fresh_inputs():
     qs = questions("ex08")
-    assert list(qs) == ["full_tiles", "causal", "sliding_window", "block_layout"]
+    assert list(qs) == ["full_tiles", "causal", "sliding_window", "block_layout", "star_transpose_tiles"]
     assert all(len(q.cases) >= 2 for q in qs.values())
-    import numpy as np
 
     a = ex08._case("layout")(np.random.default_rng(1))
     b = ex08._case("layout")(np.random.default_rng(2))
@@ -117,7 +117,52 @@ def test_stand_ins_let_the_notebook_define_kernels_without_triton():
 def test_exercise_is_built_and_keeps_every_name_defined():
     nb = nbformat.read(ROOT / "exercises" / NAME, as_version=4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    assert code.count('raise NotImplementedError("Exercise') == 3
+    assert code.count('raise NotImplementedError("Exercise') == 4
     for name in ("def load_kv_tile", "def online_softmax_update", "def mask_partial_tile", "def triton_attention"):
         assert name in code
     assert not any("raises-exception" in c.metadata.get("tags", []) for c in nb.cells)  # no cell raises
+
+
+# ---- ★ the transposed plan: NumPy, graded everywhere; a catalogue of wrong answers, each losing on 20 seeds ------
+def _transpose_solution():
+    nb = nbformat.read(ROOT / "solutions" / "08_triton_kernel.ipynb", as_version=4)
+    ns = {"np": np}
+    exec(next(c.source for c in nb.cells if c.source.startswith("def transpose_tiles")), ns)
+    return ns["transpose_tiles"]
+
+
+def _unstable(ptr, idx, n_cols):
+    ptr, idx = np.asarray(ptr), np.asarray(idx)
+    rows = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+    col_ptr = np.concatenate([[0], np.cumsum(np.bincount(idx, minlength=n_cols))])
+    return col_ptr, rows[np.argsort(-idx, kind="quicksort")[::-1]]  # equal key tiles: rows not in order
+
+
+def _cols_from_largest_index(ptr, idx, n_cols):
+    return _transpose_solution()(ptr, idx, int(np.max(idx)) + 1 if len(idx) else 0)
+
+
+def _no_leading_zero(ptr, idx, n_cols):
+    col_ptr, col_idx = _transpose_solution()(ptr, idx, n_cols)
+    return col_ptr[1:], col_idx
+
+
+def _rows_view_unchanged(ptr, idx, n_cols):
+    return np.asarray(ptr), np.asarray(idx)
+
+
+TRANSPOSE_MUTANTS = {"query tiles out of order in a key tile (unstable sort)": _unstable,
+                     "key tiles counted up to the largest index only": _cols_from_largest_index,
+                     "col_ptr without its leading 0": _no_leading_zero,
+                     "the row view returned as it came": _rows_view_unchanged}
+
+
+def test_transpose_tiles_solution_full_marks_and_mutants_lose_on_every_seed():
+    from saattn_edu.grading import get_question, run_question
+
+    q = get_question("ex08.star_transpose_tiles")
+    assert run_question(q, _transpose_solution(), seed=0).points == q.max_points == 3
+    for name, wrong in TRANSPOSE_MUTANTS.items():
+        for seed in range(20):
+            r = run_question(q, wrong, seed=seed, timeout=30)
+            assert r.points < r.max_points, f"{name!r} kept full points on seed {seed}"

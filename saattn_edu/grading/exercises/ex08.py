@@ -16,7 +16,7 @@ import numpy as np
 from saattn_edu import patterns as P
 from saattn_edu import reference as R
 
-from ..compare import ArrayClose
+from ..compare import ArrayClose, CSREqual
 from ..spec import Case, Question
 
 #: Functions of this module a notebook may call inside an answer (the tripwire refuses every other one).
@@ -194,3 +194,42 @@ QUESTIONS = [
              hint="subtract the running max before exp2, and rescale acc and l by alpha when it grows"),
     )),
 ]
+
+
+# ---- ★ the transposed plan (NumPy: graded with or without Triton) -------------------------------------------------
+def ref_transpose_tiles(ptr, idx, n_cols):
+    """CSR by key tile of a CSR by query tile: query tiles sorted by (key tile, query tile)."""
+    ptr, idx = np.asarray(ptr, np.int64), np.asarray(idx, np.int64)
+    rows = np.repeat(np.arange(len(ptr) - 1, dtype=np.int64), np.diff(ptr))
+    order = np.lexsort((rows, idx))
+    return np.searchsorted(idx[order], np.arange(n_cols + 1)).astype(np.int64), rows[order]
+
+
+def _tiles_case(n_rows_range, per_row):
+    """A random CSR of active tiles by query tile (increasing key tiles, some rows empty) and n_cols with empty
+    trailing key tiles."""
+    def make(rng):
+        n_rows = int(rng.integers(*n_rows_range))
+        n_cols = int(rng.integers(n_rows // 2 + 2, 2 * n_rows + 3))
+        counts = rng.integers(0, 2 * per_row + 1, n_rows)
+        counts[rng.choice(n_rows, max(1, n_rows // 10), replace=False)] = 0  # some query tiles see nothing
+        used = n_cols - int(rng.integers(1, 4))  # the last key tiles stay empty
+        rows = np.repeat(np.arange(n_rows, dtype=np.int64), counts)
+        key = np.unique(rows * used + rng.integers(0, used, rows.size))  # sorted by (row, key tile), no repeats
+        rows, idx = key // used, key % used
+        ptr = np.searchsorted(rows, np.arange(n_rows + 1)).astype(np.int64)
+        return {"ptr": ptr, "idx": idx, "n_cols": n_cols}
+
+    return make
+
+
+QUESTIONS.append(Question(
+    "star_transpose_tiles", 6, reference=ref_transpose_tiles, compare=CSREqual(), answer_name="transpose_tiles",
+    hint="The dK/dV loop needs, for each key tile, the query tiles that see it in increasing order, and one more "
+         "pointer than key tiles: a key tile nobody sees still has its (empty) range, the last ones included.",
+    cases=(
+        Case("7-12 query tiles, empty rows and empty last key tiles", _tiles_case((7, 13), 2)),
+        Case("300-500 query tiles, about 6 key tiles each", _tiles_case((300, 501), 3)),
+        Case("200,000 query tiles: in time proportional to the active tiles", _tiles_case((200_000, 200_001), 3)),
+    ),
+))
