@@ -369,7 +369,7 @@ else:
 # (`plan.cols` in lesson 08). Build that view from the view by query tile. `ptr`, `idx` are a CSR of active tiles by
 # query tile (`idx[ptr[i]:ptr[i + 1]]` are the key tiles of query tile `i`, increasing); return `(col_ptr, col_idx)`,
 # the CSR by key tile for `n_cols` key tiles, with the query tiles of each key tile increasing. The time must grow
-# with the number of active tiles, not with the size of the tile grid: the last case has 200,000 query tiles.
+# with the number of active tiles, not with the size of the tile grid: the last case has 50,000 query tiles.
 # Graded in the ★ column; it needs NumPy only.
 
 # %%
