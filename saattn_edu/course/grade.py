@@ -180,7 +180,8 @@ def grade_question(sandbox: Sandbox, q: Question, limits: Limits, seed: int | No
     else:
         out = outcome_of(status, None)
         return _unrun(q, out.not_plain or "; ".join(getattr(out.error, "lines", [])) or str(kind), "failed")
-    result = run_question(q, answer, seed=draw_seed() if seed is None else seed, timeout=limits.check_timeout)
+    result = run_question(q, answer, seed=draw_seed() if seed is None else seed,
+                          timeout=max(limits.check_timeout, q.min_timeout))
     if sandbox.gone:
         raise SandboxGone(sandbox.gone)
     return result.to_dict()

@@ -35,6 +35,7 @@ class Question:
     answer_name: str = ""  # name the learner's answer has in the notebook (the grader looks it up); default name
     forbid: Callable[[], list] | None = None  # -> [(owner, attribute)]: library code that already solves it
     points: float = 1.0  # value questions: points for the single answer
+    min_timeout: float = 0.0  # seconds a grading run gives it at least (kernels in Triton's interpreter are slow)
     exercise: str = field(default="", compare=False)  # "ex01", filled in by `questions()`
 
     @property

@@ -170,7 +170,8 @@ _MASK_HINT = ("bits = tl.load(Masks + mid·BM·BN + offs_m0[:, None]·BN + offs_
 
 def _question(name, number, hint, cases):
     return Question(name, number, reference=reference, compare=ArrayClose(**TOL), forbid=forbid_library,
-                    hint=hint, cases=cases, answer_name="triton_attention")  # every question grades this function
+                    hint=hint, cases=cases, answer_name="triton_attention",  # every question grades this function
+                    min_timeout=60.0)  # its least time in `saattn grade`: Triton's interpreter runs the kernel on CPU
 
 
 QUESTIONS = [

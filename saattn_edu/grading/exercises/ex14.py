@@ -20,6 +20,7 @@ from .ex08 import forbid_library as _forbid08
 D = 16  # head dim of the checks (tl.dot needs >= 16): the interpreter's cost is per tile, not per element
 TILE = 32  # the notebook's query tile in the interpreter (ragged ends are measured against it)
 LOG2E = 1.4426950408889634
+KERNEL_SECONDS = 90.0  # a question's least time in `saattn grade`: Triton's interpreter runs every kernel on CPU
 
 
 # ---- reference -----------------------------------------------------------------------------------------------
@@ -270,7 +271,7 @@ ANSWERS = {"forward": "capstone_forward", "delta": "capstone_delta", "dkdv": "ca
 
 def _q(name, number, reference, cases, hint, rtol=2e-4, atol=2e-5):
     return Question(name, number, reference=reference, compare=Results(rtol, atol), forbid=forbid_library,
-                    hint=hint, cases=cases, answer_name=ANSWERS[name])
+                    hint=hint, cases=cases, answer_name=ANSWERS[name], min_timeout=KERNEL_SECONDS)
 
 
 QUESTIONS = [
