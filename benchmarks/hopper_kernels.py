@@ -16,65 +16,61 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import sys
 import time
+from unittest import mock
 
 import torch
 
 from saattn_edu.accel import block_sparse_flash as bsf
 from saattn_edu.accel import block_sparse_hopper as hop
 from saattn_edu.bench.anchors import anchor_patterns
+from saattn_edu.bench.race import _dense_ref as dense_ref
+from saattn_edu.bench.race import _rel as rel
+from saattn_edu.bench.race import count_pairs as pairs
 
-BWD_CONFIGS = [(64, 64, 64, 64, 4, 2), (64, 64, 64, 64, 4, 3), (64, 128, 64, 128, 8, 2), (128, 64, 128, 64, 8, 2)]
+BWD_CONFIGS = [(64, 64, 4, 2), (64, 64, 4, 3), (64, 128, 8, 2), (128, 64, 8, 2)]  # (BM, BN, warps, stages)
 CONFIGS = [(128, 128, 8, 3), (128, 128, 8, 2), (128, 64, 8, 3), (128, 64, 4, 3), (64, 64, 4, 3), (64, 32, 4, 3)]
 
 
-def rel(a, b) -> float:
-    return float((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30))
-
-
-def plain_pass(pattern, n):
-    return bsf.Pass(("pattern", pattern, n), lambda: bsf.pattern_rule(pattern, n), n_pos=n, n_min=n)
+def pointer_kernels():
+    """_forward / _backward with the descriptor kernels switched off (SAATTN_TMA=0): the pointer baseline."""
+    return mock.patch.dict(os.environ, {"SAATTN_TMA": "0"})
 
 
 def pointer_forward(q, k, v, pattern, scale):
-    return bsf._forward(q, k, v, (plain_pass(pattern, q.shape[2]),), scale)
+    with pointer_kernels():
+        return bsf._forward(q, k, v, (bsf.Pass.plain(pattern, q.shape[2]),), scale)
 
 
 def tma_forward(q, k, v, pattern, scale, cfg, ws):
-    plan = plain_pass(pattern, q.shape[2]).plan(cfg[0], cfg[1], q.device)
+    plan = bsf.Pass.plain(pattern, q.shape[2]).plan(cfg[0], cfg[1], q.device)
     return hop.forward_tma(q, k, v, plan, scale, cfg, ws)
 
 
 def pointer_fwdbwd(q, k, v, do, pattern, scale):
-    ps = (plain_pass(pattern, q.shape[2]),)
-    o, lse = bsf._forward(q, k, v, ps, scale)
-    return bsf._backward(q, k, v, o, lse, do, ps, scale)
+    ps = (bsf.Pass.plain(pattern, q.shape[2]),)
+    with pointer_kernels():
+        o, lse = bsf._forward(q, k, v, ps, scale)
+        return bsf._backward(q, k, v, o, lse, do, ps, scale)
 
 
 def tma_fwdbwd(q, k, v, do, pattern, scale, fwd_cfg, bwd_cfg):
     """The descriptor forward, then the pointer backward (bwd_cfg None) or the descriptor backward."""
-    ps = plain_pass(pattern, q.shape[2])
+    ps = bsf.Pass.plain(pattern, q.shape[2])
     o, lse = hop.forward_tma(q, k, v, ps.plan(fwd_cfg[0], fwd_cfg[1], q.device), scale, fwd_cfg)
     if bwd_cfg is None:
-        return bsf._backward(q, k, v, o, lse, do, (ps,), scale)
+        with pointer_kernels():
+            return bsf._backward(q, k, v, o, lse, do, (ps,), scale)
     plan = ps.plan(bwd_cfg[0], bwd_cfg[1], q.device)
-    return hop.backward_tma(q, k, v, o, lse, do, plan, plan, scale, bwd_cfg)
+    return hop.backward_tma(q, k, v, lse, bsf._delta(o, do), do, plan, scale, bwd_cfg)
 
 
 def dense_fp32(q, k, v, pattern):
-    n = q.shape[2]
-    mask = torch.as_tensor(pattern.mask(n), device=q.device)
-    s = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(q.shape[-1])
-    s = s.masked_fill(~mask, float("-inf"))
-    p = torch.softmax(s, -1).nan_to_num(0.0)
-    return p @ v.float()
-
-
-def pairs(pattern, n) -> int:
-    from saattn_edu.bench.race import count_pairs
-    return count_pairs(pattern, n)
+    """fp32 dense masked attention (rows with nothing allowed give 0), the same reference as `saattn bench`."""
+    return dense_ref(q, k, v, torch.as_tensor(pattern.mask(q.shape[2]), device=q.device))
 
 
 def main(argv=None):

@@ -6,10 +6,13 @@ then keeps Agg instead of its inline backend, and every figure a lesson leaves a
 cell) switches a non-interactive backend to the inline one. A learner's own interactive choice (`%matplotlib widget`,
 `qt`, ...) is kept; outside a kernel (scripts, pytest, a terminal IPython) nothing changes.
 
-The install address of the course (Colab's setup cell, the README) lives in `saattn_edu.course.colab`.
+`exec_cell` runs a notebook cell's source outside a kernel as a kernel would for `@triton.jit` (the bench and the
+kernel-exercise tests use it). The install address of the course (Colab's setup cell, the README) lives in
+`saattn_edu.course.colab`.
 """
 from __future__ import annotations
 
+import linecache
 import os
 import sys
 
@@ -49,3 +52,10 @@ def ensure_inline_figures(shell=None) -> bool:
         return True
     shell.run_line_magic("matplotlib", "inline")  # switches pyplot and registers the figure formatter
     return True
+
+
+def exec_cell(source: str, namespace: dict, name: str) -> None:
+    """exec a cell's source in `namespace` under the file name `name`, kept in linecache as IPython does:
+    `@triton.jit` reads a function's source back (Triton 3.7 cannot from a plain `exec` of a string)."""
+    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+    exec(compile(source, name, "exec"), namespace)

@@ -25,7 +25,8 @@ NAME = "08_triton_kernel.ipynb"
 # Run the notebook's code cells (setup, the functions, the kernel) without its check cells, then grade every
 # question with the given seed; MUTATE edits the learner's functions first (a typical mistake). Prints JSON.
 _SCRIPT = r"""
-import json, linecache, sys, nbformat
+import json, sys, nbformat
+from saattn_edu._notebook import exec_cell
 from saattn_edu.grading import questions, run_question
 nb = nbformat.read(sys.argv[1], as_version=4)
 g = {}
@@ -33,9 +34,7 @@ for cell in nb.cells:
     if cell.cell_type == "code" and "check(" not in cell.source and "colab" not in cell.source \
             and "time_fn" not in cell.source and "try:" not in cell.source.split("\n")[0]:
         src = cell.source.replace(sys.argv[3], sys.argv[4]) if sys.argv[3] else cell.source
-        name = f"<cell {id(cell)}>"  # in linecache, as IPython does: @triton.jit reads its source back
-        linecache.cache[name] = (len(src), None, src.splitlines(True), name)
-        exec(compile(src, name, "exec"), g)
+        exec_cell(src, g, f"<cell {id(cell)}>")
 out = {}
 for name, q in questions("ex08").items():
     r = run_question(q, g[q.lookup_name], seed=int(sys.argv[2]), timeout=120)

@@ -25,7 +25,8 @@ NAME = "14_capstone_kernel.ipynb"
 
 # jobs: [{"folder", "seed", "edit": [cell marker, old, new] or None, "questions": [...]}]; prints RESULT + JSON
 _SCRIPT = r"""
-import json, linecache, sys, time, nbformat
+import json, sys, time, nbformat
+from saattn_edu._notebook import exec_cell
 from saattn_edu.grading import questions, run_question
 jobs = json.loads(sys.argv[1])
 out = []
@@ -39,9 +40,7 @@ for job in jobs:
             continue
         if job["edit"] and job["edit"][0] in src and job["edit"][1] in src:
             src, found = src.replace(job["edit"][1], job["edit"][2]), True
-        name = f"<cell {id(cell)}>"  # in linecache, as IPython does: @triton.jit reads its source back
-        linecache.cache[name] = (len(src), None, src.splitlines(True), name)
-        exec(compile(src, name, "exec"), g)
+        exec_cell(src, g, f"<cell {id(cell)}>")
     res = {"found": found}
     for name, q in questions("ex14").items():
         if name in job["questions"]:

@@ -35,7 +35,7 @@ def _run(pattern, n, H=2, H_kv=1, D=16, seed=0, tiles=(32, 16, 4, 1)):
     q = torch.randn(1, H, n, D, generator=g) * 2
     k, v = (torch.randn(1, H_kv, n, D, generator=g) for _ in range(2))
     q, k, v = (t.to(DEV) for t in (q, k, v))
-    ps = bsf.Pass(("pattern", pattern, n), lambda: bsf.pattern_rule(pattern, n), n_pos=n, n_min=n)
+    ps = bsf.Pass.plain(pattern, n)
     o, lse = hop.forward_tma(q, k, v, ps.plan(tiles[0], tiles[1], q.device), 1 / math.sqrt(D), tiles)
     return q, k, v, o, lse
 
@@ -73,7 +73,7 @@ def test_descriptor_forward_never_reads_a_hidden_nan_key():
     q, k, v, _, _ = _run(pattern, n)
     k2, v2 = k.clone(), v.clone()
     k2[:, :, 50] = float("nan")  # a key seen by queries 50..61 only (values: as the pointer kernel, p = 0 times v)
-    ps = bsf.Pass(("pattern", pattern, n), lambda: bsf.pattern_rule(pattern, n), n_pos=n, n_min=n)
+    ps = bsf.Pass.plain(pattern, n)
     o, _ = hop.forward_tma(q, k2, v2, ps.plan(32, 16, q.device), 0.25, (32, 16, 4, 1))
     bad = ~torch.isfinite(o).all(-1)[0, 0]
     assert bad[50:62].all() and not bad[:50].any() and not bad[62:].any()

@@ -37,6 +37,11 @@ class Pass:
     def plan(self, bm: int, bn: int, device) -> BlockPlan:
         return cached_plan(self.key, self.rule_factory, self.n_pos, bm, bn, device, self.n_min)
 
+    @classmethod
+    def plain(cls, pattern, n: int) -> "Pass":
+        """The whole pattern in token order: the one pass of a non-permuted call."""
+        return cls(("pattern", pattern, n), lambda: pattern_rule(pattern, n), n_pos=n, n_min=n)
+
 
 #: Tiles (BLOCK_M, BLOCK_N), warps and pipeline stages per kernel; "cpu" is for the interpreter (tiles of 64:
 #: ~9 ms each). "fwd_long" replaces "fwd" when query tiles see more than LONG_ROW keys on average (see NOTES.md).
@@ -49,9 +54,9 @@ CONFIGS = {
     64: {"fwd": (64, 64, 4, 3), "fwd_permuted": (64, 64, 4, 3), "fwd_long": (128, 64, 4, 3), "bwd": (64, 64, 4, 2)},
 }
 LONG_ROW = 3072  # active keys per query tile (48 tiles of 64)
-#: Tiles of the descriptor (TMA) kernels of block_sparse_hopper.py on sm_90, for single plain-order passes
-#: (`benchmarks/hopper_kernels.py` measured them; NOTES.md). None: that kernel keeps the pointer version.
-HOPPER_CONFIGS = {"fwd": (64, 32, 4, 3), "fwd_long": (128, 128, 8, 3), "bwd": (64, 64, 64, 64, 4, 2)}
+#: Tiles (BLOCK_M, BLOCK_N), warps, stages of the descriptor (TMA) kernels of block_sparse_hopper.py on sm_90, for
+#: single plain-order passes (`benchmarks/hopper_kernels.py` measured them; NOTES.md).
+HOPPER_CONFIGS = {"fwd": (64, 32, 4, 3), "fwd_long": (128, 128, 8, 3), "bwd": (64, 64, 4, 2)}
 
 
 def interpreted() -> bool:
@@ -96,20 +101,32 @@ def _strides(*tensors) -> tuple:
     return tuple(s for t in tensors for s in t.stride()[:3])
 
 
+def _descriptor_pass(q, passes):
+    """The single plain-order pass the Hopper descriptor kernels can run, or None (pointer kernels)."""
+    return passes[0] if len(passes) == 1 and hopper.use_descriptors(q, passes[0].tok_stride) else None
+
+
+def _fwd_tiles_and_plan(ps, device, tiles, long_tiles):
+    """(config, plan) of a forward pass: `long_tiles` when query tiles see more than LONG_ROW keys on average
+    (bigger query tiles reuse each K/V load more), else `tiles`."""
+    plan = ps.plan(tiles[0], tiles[1], device)
+    if long_tiles != tiles and plan.n_active * tiles[1] > LONG_ROW * plan.rows.order.numel():
+        return long_tiles, ps.plan(long_tiles[0], long_tiles[1], device)
+    return tiles, plan
+
+
 def _forward(q, k, v, passes, scale):
     """Run the passes in order (later ones continue the softmax of earlier ones); returns o, lse (log2 units)."""
     B, H, n, D = q.shape
-    if len(passes) == 1 and HOPPER_CONFIGS["fwd"] and hopper.use_descriptors(q, passes[0].tok_stride) and D == 128:
-        return _forward_hopper(q, k, v, passes[0], scale)
+    single = _descriptor_pass(q, passes)
+    if single is not None:
+        cfg, plan = _fwd_tiles_and_plan(single, q.device, HOPPER_CONFIGS["fwd"], HOPPER_CONFIGS["fwd_long"])
+        return hopper.forward_tma(q, k, v, plan, scale, cfg)
     o = torch.empty_like(q)
     lse = torch.empty(B, H, n, dtype=torch.float32, device=q.device)
     for i, ps in enumerate(passes):
-        bm, bn, warps, stages = _config(q, "fwd" if len(passes) == 1 else "fwd_permuted")
-        plan = ps.plan(bm, bn, q.device)
-        long_rows = plan.n_active * bn > LONG_ROW * plan.rows.order.numel()
-        if long_rows and _config(q, "fwd_long") != (bm, bn, warps, stages):
-            bm, bn, warps, stages = _config(q, "fwd_long")  # long rows: bigger query tiles reuse each K/V load more
-            plan = ps.plan(bm, bn, q.device)
+        tiles = _config(q, "fwd" if len(passes) == 1 else "fwd_permuted")
+        (bm, bn, warps, stages), plan = _fwd_tiles_and_plan(ps, q.device, tiles, _config(q, "fwd_long"))
         grid = (triton.cdiv(ps.n_pos, bm), B * H * ps.tok_stride)  # (query tiles, batch x head x residue)
         _fwd_kernel[grid](
             q, k, v, o, lse,
@@ -124,26 +141,23 @@ def _forward(q, k, v, passes, scale):
     return o, lse
 
 
-def _forward_hopper(q, k, v, ps, scale):
-    """One plain-order pass through the descriptor kernel, long rows with their own tiles (as in _forward)."""
-    cfg = HOPPER_CONFIGS["fwd"]
-    plan = ps.plan(cfg[0], cfg[1], q.device)
-    if plan.n_active * cfg[1] > LONG_ROW * plan.rows.order.numel() and HOPPER_CONFIGS["fwd_long"]:
-        cfg = HOPPER_CONFIGS["fwd_long"]
-        plan = ps.plan(cfg[0], cfg[1], q.device)
-    return hopper.forward_tma(q, k, v, plan, scale, cfg)
+def _delta(o, do):
+    """delta = rowsum(o * do) (B, H, n) in fp32: the backward's row term, one Triton pass over o and do."""
+    B, H, n, D = o.shape
+    delta = torch.empty(B, H, n, dtype=torch.float32, device=o.device)
+    _delta_kernel[(triton.cdiv(B * H * n, 64),)](o, do, delta, B * H * n, HEAD_DIM=D, BLOCK_R=64)
+    return delta
 
 
 def _backward(q, k, v, o, lse, do, passes, scale):
     """dq, dk, dv: every pass uses the final lse and delta = rowsum(o * do); later passes add to earlier ones."""
     B, H, n, D = q.shape
-    if len(passes) == 1 and HOPPER_CONFIGS["bwd"] and hopper.use_descriptors(q, passes[0].tok_stride) and D == 128:
-        cfg = HOPPER_CONFIGS["bwd"]
-        plan = passes[0].plan(cfg[0], cfg[1], q.device)
-        return hopper.backward_tma(q, k, v, o, lse, do, plan, plan, scale, cfg)
     h_kv = k.shape[1]
-    delta = torch.empty(B, H, n, dtype=torch.float32, device=q.device)
-    _delta_kernel[(triton.cdiv(B * H * n, 64),)](o, do, delta, B * H * n, HEAD_DIM=D, BLOCK_R=64)
+    delta = _delta(o, do)
+    single = _descriptor_pass(q, passes)
+    if single is not None:
+        cfg = HOPPER_CONFIGS["bwd"]
+        return hopper.backward_tma(q, k, v, lse, delta, do, single.plan(cfg[0], cfg[1], q.device), scale, cfg)
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     bm1, bn1, bm2, bn2, warps, stages = _bwd_config(q)
     for i, ps in enumerate(passes):
@@ -209,5 +223,4 @@ def block_sparse_flash(q, k, v, pattern, scale=None):
     pattern = as_pattern(pattern)
     n = q.shape[2]
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    ps = Pass(("pattern", pattern, n), lambda: pattern_rule(pattern, n), n_pos=n, n_min=n)
-    return BlockSparseFlash.apply(q, k, v, (ps,), scale)
+    return BlockSparseFlash.apply(q, k, v, (Pass.plain(pattern, n),), scale)

@@ -1,11 +1,11 @@
-"""The forward kernel again, for Hopper (sm_90): K/V/Q tiles through tensor descriptors (TMA bulk copies).
+"""The forward and backward kernels again, for Hopper (sm_90): Q/K/V/dO tiles through tensor descriptors (TMA).
 
-Same plan, same online softmax and same results as `_fwd_kernel` of block_sparse_kernels.py, for the plain token
-order (tok_stride = 1). What changes is how tiles arrive: a 3-D descriptor over (batch·head, n, HEAD_DIM) lets the
+Same plan, same online softmax, same recompute-backward and same results as block_sparse_kernels.py, for the plain
+token order (tok_stride = 1). What changes is how tiles arrive: a 3-D descriptor over (batch·head, n, HEAD_DIM) lets the
 copy engine fetch a whole (BLOCK_N, HEAD_DIM) tile of K or V with one instruction (rows past n come back as zeros,
 so no bounds masks), which frees registers and issue slots for the two matmuls; and the scale is folded into one
 multiply-add (`qk · qk_scale − m`), as Triton's fused-attention tutorial does. The interpreter and other GPUs keep
-the pointer kernel (`use_descriptors` says which one runs).
+the pointer kernels (`use_descriptors` says which one runs).
 """
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ except ImportError:  # Triton < 3.4: no host-side descriptors; the pointer kerne
 
 
 def use_descriptors(q, tok_stride: int) -> bool:
-    """The descriptor kernel runs on Hopper for the plain token order; SAATTN_TMA=0 turns it off (A/B runs)."""
-    return (TensorDescriptor is not None and q.is_cuda and tok_stride == 1
+    """The descriptor kernels run on Hopper, for the plain token order and the head dim their tiles were measured
+    at (128); SAATTN_TMA=0 turns them off (A/B runs)."""
+    return (TensorDescriptor is not None and q.is_cuda and tok_stride == 1 and q.shape[-1] == 128
             and torch.cuda.get_device_capability(q.device)[0] == 9 and os.environ.get("SAATTN_TMA", "1") != "0")
 
 
@@ -174,78 +175,72 @@ def _bwd_kernel_tma(desc_q, desc_k, desc_v, desc_do, desc_dq, desc_dk, desc_dv, 
                     q_full_ptr, q_full_idx, q_part_ptr, q_part_idx, q_part_mask, q_order, q_masks,  # dQ: .rows
                     kv_full_ptr, kv_full_idx, kv_part_ptr, kv_part_idx, kv_part_mask, kv_order, kv_masks,  # .cols
                     qk_scale, sm_scale, seq_len, num_heads, num_kv_heads, num_kv_programs, num_kv_rows,  #
-                    BLOCK_M1: tl.constexpr, BLOCK_N1: tl.constexpr, BLOCK_M2: tl.constexpr, BLOCK_N2: tl.constexpr,
-                    HEAD_DIM: tl.constexpr, GROUP: tl.constexpr):
-    """One launch: the first programs do dK/dV of a key tile (summed over its GROUP query heads), the rest dQ."""
+                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, GROUP: tl.constexpr):
+    """One launch: the first programs do dK/dV of a key tile (summed over its GROUP query heads), the rest dQ.
+
+    One descriptor per tensor means one tile shape for both halves: BLOCK_M queries, BLOCK_N keys."""
     pid = tl.program_id(0)
     zr = tl.program_id(1)
     if pid < num_kv_programs:
         if zr < num_kv_rows:  # zr = batch * num_kv_heads + kv head
             pid_n = tl.load(kv_order + pid)
-            offs_n0 = tl.arange(0, BLOCK_N1)
-            offs_m0 = tl.arange(0, BLOCK_M1)
-            k = desc_k.load([zr, pid_n * BLOCK_N1, 0]).reshape(BLOCK_N1, HEAD_DIM)
-            v = desc_v.load([zr, pid_n * BLOCK_N1, 0]).reshape(BLOCK_N1, HEAD_DIM)
-            dk = tl.full([BLOCK_N1, HEAD_DIM], 0.0, tl.float32)
-            dv = tl.full([BLOCK_N1, HEAD_DIM], 0.0, tl.float32)
+            offs_n0 = tl.arange(0, BLOCK_N)
+            offs_m0 = tl.arange(0, BLOCK_M)
+            k = desc_k.load([zr, pid_n * BLOCK_N, 0]).reshape(BLOCK_N, HEAD_DIM)
+            v = desc_v.load([zr, pid_n * BLOCK_N, 0]).reshape(BLOCK_N, HEAD_DIM)
+            dk = tl.full([BLOCK_N, HEAD_DIM], 0.0, tl.float32)
+            dv = tl.full([BLOCK_N, HEAD_DIM], 0.0, tl.float32)
             for g in range(GROUP):  # GQA: query heads of this kv head, no atomics needed
                 z = (zr // num_kv_heads) * num_heads + (zr % num_kv_heads) * GROUP + g
                 lse_base = LSE + z * seq_len
                 delta_base = DELTA + z * seq_len
                 dk, dv = _bwd_dkdv_tiles_tma(dk, dv, k, v, desc_q, desc_do, lse_base, delta_base, z,  #
                                              kv_full_ptr, kv_full_idx, kv_full_idx, kv_masks, pid_n, offs_m0, offs_n0,
-                                             seq_len, qk_scale, BLOCK_M1, BLOCK_N1, HEAD_DIM, MASKED=False)
+                                             seq_len, qk_scale, BLOCK_M, BLOCK_N, HEAD_DIM, MASKED=False)
                 dk, dv = _bwd_dkdv_tiles_tma(dk, dv, k, v, desc_q, desc_do, lse_base, delta_base, z,  #
                                              kv_part_ptr, kv_part_idx, kv_part_mask, kv_masks, pid_n, offs_m0,
-                                             offs_n0, seq_len, qk_scale, BLOCK_M1, BLOCK_N1, HEAD_DIM, MASKED=True)
-            desc_dk.store([zr, pid_n * BLOCK_N1, 0], (dk * sm_scale).to(k.dtype).reshape(1, BLOCK_N1, HEAD_DIM))
-            desc_dv.store([zr, pid_n * BLOCK_N1, 0], dv.to(k.dtype).reshape(1, BLOCK_N1, HEAD_DIM))
+                                             offs_n0, seq_len, qk_scale, BLOCK_M, BLOCK_N, HEAD_DIM, MASKED=True)
+            desc_dk.store([zr, pid_n * BLOCK_N, 0], (dk * sm_scale).to(k.dtype).reshape(1, BLOCK_N, HEAD_DIM))
+            desc_dv.store([zr, pid_n * BLOCK_N, 0], dv.to(k.dtype).reshape(1, BLOCK_N, HEAD_DIM))
     else:
         pid_m = tl.load(q_order + pid - num_kv_programs)
         z = zr  # batch * num_heads + head
         z_kv = (z // num_heads) * num_kv_heads + (z % num_heads) // GROUP
-        offs_m0 = tl.arange(0, BLOCK_M2)
-        offs_n0 = tl.arange(0, BLOCK_N2)
-        offs_m = pid_m * BLOCK_M2 + offs_m0
+        offs_m0 = tl.arange(0, BLOCK_M)
+        offs_n0 = tl.arange(0, BLOCK_N)
+        offs_m = pid_m * BLOCK_M + offs_m0
         row_ok = offs_m < seq_len
-        q = desc_q.load([z, pid_m * BLOCK_M2, 0]).reshape(BLOCK_M2, HEAD_DIM)
-        do = desc_do.load([z, pid_m * BLOCK_M2, 0]).reshape(BLOCK_M2, HEAD_DIM)
+        q = desc_q.load([z, pid_m * BLOCK_M, 0]).reshape(BLOCK_M, HEAD_DIM)
+        do = desc_do.load([z, pid_m * BLOCK_M, 0]).reshape(BLOCK_M, HEAD_DIM)
         lse = tl.load(LSE + z * seq_len + offs_m, mask=row_ok, other=float("inf"))
         delta = tl.load(DELTA + z * seq_len + offs_m, mask=row_ok, other=0.0)
-        dq = tl.full([BLOCK_M2, HEAD_DIM], 0.0, tl.float32)
+        dq = tl.full([BLOCK_M, HEAD_DIM], 0.0, tl.float32)
         dq = _bwd_dq_tiles_tma(dq, q, do, lse, delta, desc_k, desc_v, z_kv,  #
                                q_full_ptr, q_full_idx, q_full_idx, q_masks, pid_m, offs_m0, offs_n0, seq_len,
-                               qk_scale, BLOCK_M2, BLOCK_N2, HEAD_DIM, MASKED=False)
+                               qk_scale, BLOCK_M, BLOCK_N, HEAD_DIM, MASKED=False)
         dq = _bwd_dq_tiles_tma(dq, q, do, lse, delta, desc_k, desc_v, z_kv,  #
                                q_part_ptr, q_part_idx, q_part_mask, q_masks, pid_m, offs_m0, offs_n0, seq_len,
-                               qk_scale, BLOCK_M2, BLOCK_N2, HEAD_DIM, MASKED=True)
-        desc_dq.store([z, pid_m * BLOCK_M2, 0], (dq * sm_scale).to(q.dtype).reshape(1, BLOCK_M2, HEAD_DIM))
+                               qk_scale, BLOCK_M, BLOCK_N, HEAD_DIM, MASKED=True)
+        desc_dq.store([z, pid_m * BLOCK_M, 0], (dq * sm_scale).to(q.dtype).reshape(1, BLOCK_M, HEAD_DIM))
 
 
-def backward_tma(q, k, v, o, lse, do, plan_kv, plan_q, scale: float, config: tuple):
-    """dq, dk, dv of one plain-order pass (not accumulated); config = (BM, BN, BM, BN, warps, stages).
-
-    One descriptor per tensor means one tile shape: both halves use BM queries and BN keys.
-    """
+def backward_tma(q, k, v, lse, delta, do, plan, scale: float, config: tuple):
+    """dq, dk, dv of one plain-order pass (not accumulated), given the final lse and delta = rowsum(o * do);
+    config = (BM, BN, warps, stages)."""
     from .block_sparse_flash import LOG2E, _csr_args
-    from .block_sparse_kernels import _delta_kernel
 
     B, H, n, D = q.shape
     h_kv = k.shape[1]
-    bm1, bn1, bm2, bn2, warps, stages = config
-    if (bm1, bn1) != (bm2, bn2):
-        raise ValueError(f"config {config}: the descriptor backward needs the same tiles in both halves")
-    delta = torch.empty(B, H, n, dtype=torch.float32, device=q.device)
-    _delta_kernel[(triton.cdiv(B * H * n, 64),)](o, do, delta, B * H * n, HEAD_DIM=D, BLOCK_R=64)
+    bm, bn, warps, stages = config
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    n_kv_programs = triton.cdiv(n, bn1)
-    grid = (n_kv_programs + triton.cdiv(n, bm2), B * H)
+    n_kv_programs = triton.cdiv(n, bn)
+    grid = (n_kv_programs + triton.cdiv(n, bm), B * H)
     _bwd_kernel_tma[grid](
-        descriptor(q, bm1), descriptor(k, bn1), descriptor(v, bn1), descriptor(do, bm1),
-        descriptor(dq, bm2), descriptor(dk, bn1), descriptor(dv, bn1), lse, delta,
-        *_csr_args(plan_q, by_rows=True), *_csr_args(plan_kv, by_rows=False),
+        descriptor(q, bm), descriptor(k, bn), descriptor(v, bn), descriptor(do, bm),
+        descriptor(dq, bm), descriptor(dk, bn), descriptor(dv, bn), lse, delta,
+        *_csr_args(plan, by_rows=True), *_csr_args(plan, by_rows=False),
         scale * LOG2E, scale, n, H, h_kv, n_kv_programs, B * h_kv,
-        BLOCK_M1=bm1, BLOCK_N1=bn1, BLOCK_M2=bm2, BLOCK_N2=bn2, HEAD_DIM=D, GROUP=H // h_kv,
+        BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D, GROUP=H // h_kv,
         num_warps=warps, num_stages=stages,
     )
     return dq, dk, dv

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import importlib
 import json
-import linecache
 import math
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
+from .._notebook import exec_cell
 from .anchors import AnchorBigBird, anchor_patterns
 
 NO_GPU = "no CUDA GPU on this machine: nothing to time (run `saattn bench` on a GPU machine, e.g. Colab with a GPU)"
@@ -47,9 +47,7 @@ def _notebook_namespace(path: Path) -> dict:
     for k, src in enumerate(cells):
         if any(s in src for s in ("check(", "race(", "google.colab")) or src.lstrip().startswith(("%", "!")):
             continue
-        name = f"<{path.name} cell {k}>"  # in linecache, as IPython does: @triton.jit reads its source back
-        linecache.cache[name] = (len(src), None, src.splitlines(True), name)
-        exec(compile(src, name, "exec"), ns)
+        exec_cell(src, ns, f"<{path.name} cell {k}>")
     return ns
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import nbformat
 
-from ..grading.report import CaseResult, CheckResult, column_of, columns_line, fmt_points, shown_points
+from ..grading.report import CaseResult, CheckResult, columns_line, fmt_points, shown_points
 from ..grading.runner import draw_seed, run_question
 from ..grading.spec import Question, questions
+from ..grading.tiers import column_of, columns
 from .channel import Limits, RemoteFunction, Sandbox, SandboxGone, outcome_of
 
 MAX_NOTEBOOK_BYTES = 50 << 20
@@ -49,8 +50,6 @@ class NotebookGrade:
     @property
     def columns(self) -> dict:
         """{'core': (points, max), 'star': (points, max), 'free_text': (answered, asked)}."""
-        from ..grading.tiers import columns
-
         return columns(self.results)
 
     def to_dict(self) -> dict:

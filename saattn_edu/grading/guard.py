@@ -100,8 +100,7 @@ def _code_of(raw):
 
 
 def _qualname(code) -> str:
-    """The code's qualified name (Python 3.11+); Python 3.10 has only the plain name (nested code of the allowed
-    helpers is then matched by identity, see Forbidden._allowed_codes)."""
+    """The code's qualified name (Python 3.11+); Python 3.10 has only the plain name."""
     return getattr(code, "co_qualname", code.co_name)
 
 
@@ -120,9 +119,9 @@ class Forbidden:
 
     def __init__(self, targets=(), allow=()):
         self.labels: dict[tuple, str] = {}
-        # the grader's own measuring helpers that call the learner's function (and code nested in them)
-        self._allowed = [(fn.__code__.co_filename, _qualname(fn.__code__)) for fn in allow]
-        self._allowed_codes = set().union(*(_nested_codes(fn.__code__) for fn in allow))
+        # the grader's own measuring helpers that call the learner's function, and code nested in them: by identity,
+        # which needs no qualified name (Python 3.10 has none)
+        self._allowed = set().union(*(_nested_codes(fn.__code__) for fn in allow))
         for owner, attr in targets:
             raw = owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)
             code = _code_of(raw)
@@ -135,15 +134,10 @@ class Forbidden:
         if hit == 0:
             hit = self.labels.get((code.co_filename, _qualname(code)))
             if hit is None and code.co_filename.startswith(_EXERCISES_DIR) and not _learner_helper(code) \
-                    and not self._is_allowed(code):
+                    and code not in self._allowed:
                 hit = f"the grader's {Path(code.co_filename).stem}.{_qualname(code)}"
             self._seen[code] = hit
         return hit
-
-    def _is_allowed(self, code) -> bool:
-        name = _qualname(code)
-        return code in self._allowed_codes or any(code.co_filename == f and (name == q or name.startswith(q + "."))
-                                                  for f, q in self._allowed)
 
 
 def _learner_helper(code) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
+from .tiers import column_of, columns
+
 MARKS = {"passed": "✓", "not attempted": "·", "skipped": "·"}  # every other status: ✗
 
 
@@ -11,17 +13,7 @@ def fmt_points(x: float) -> str:
     return f"{x:g}"
 
 
-# ---- the grade's point columns: core exercises, ★ challenge tasks, free text (answered / not answered) -------------
-def column_of(question_id: str) -> str:
-    """'core', '★' or 'free text': the column a question's points are shown in."""
-    from .freetext import FREE_TEXT_PREFIX
-    from .tiers import is_star
-
-    if str(question_id).split(".")[-1].startswith(FREE_TEXT_PREFIX):
-        return "free text"
-    return "★" if is_star(question_id) else "core"
-
-
+# ---- the grade's point columns (tiers.py): core exercises, ★ challenge tasks, free text (answered / not answered) -
 def shown_points(result: dict) -> str:
     """A question's points as a report shows them: a free-text answer is 'answered' or 'not answered'."""
     if column_of(result["question"]) == "free text":
@@ -31,8 +23,6 @@ def shown_points(result: dict) -> str:
 
 def columns_line(results) -> str:
     """'core 24/24   ★ 4/4   free text 1/1 answered' over CheckResults or their dicts."""
-    from .tiers import columns
-
     c = columns(results)
     (cp, cm), (sp, sm), (fa, fq) = c["core"], c["star"], c["free_text"]
     return (f"core {fmt_points(cp)}/{fmt_points(cm)}   ★ {fmt_points(sp)}/{fmt_points(sm)}   "

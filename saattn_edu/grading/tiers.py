@@ -3,8 +3,8 @@
 A ★ question is an ordinary Question whose name starts with `star_` (`ex05.star_fixed_csr`): it is graded like any
 other, and a report shows its points in their own column. Free-text questions live in `freetext.py`.
 
-Hook for the grading core (report.py / course/grade.py, owned elsewhere): call `columns(results)` on a notebook's
-CheckResults (or their dicts) and show its three entries as separate columns.
+`column_of` says where one question's points are shown; `columns(results)` sums a notebook's CheckResults (or their
+dicts) per column, for the grade table, the JSON report and the CSV (report.py, course/grade.py, course/results.py).
 """
 from __future__ import annotations
 
@@ -16,19 +16,25 @@ def is_star(question_id: str) -> bool:
     return str(question_id).split(".")[-1].startswith(STAR_PREFIX)
 
 
-def columns(results) -> dict:
-    """{'core': (points, max), 'star': (points, max), 'free_text': (answered, asked)} over CheckResults or dicts."""
+def column_of(question_id: str) -> str:
+    """'core', '★' or 'free text': the column a question's points are shown in."""
     from .freetext import FREE_TEXT_PREFIX
 
-    core, star, free = [0.0, 0.0], [0.0, 0.0], [0, 0]
+    if str(question_id).split(".")[-1].startswith(FREE_TEXT_PREFIX):
+        return "free text"
+    return "★" if is_star(question_id) else "core"
+
+
+def columns(results) -> dict:
+    """{'core': (points, max), 'star': (points, max), 'free_text': (answered, asked)} over CheckResults or dicts."""
+    sums = {"core": [0.0, 0.0], "★": [0.0, 0.0], "free text": [0, 0]}
     for r in results:
         d = r if isinstance(r, dict) else r.to_dict()
-        qid = d["question"]
-        if qid.split(".")[-1].startswith(FREE_TEXT_PREFIX):
-            free[0] += d.get("status") == "passed"
-            free[1] += 1
-            continue
-        col = star if is_star(qid) else core
-        col[0] += float(d["points"])
-        col[1] += float(d["max_points"])
-    return {"core": tuple(core), "star": tuple(star), "free_text": tuple(free)}
+        col = column_of(d["question"])
+        if col == "free text":  # answered or not: a self-checked answer has no points to add
+            sums[col][0] += d.get("status") == "passed"
+            sums[col][1] += 1
+        else:
+            sums[col][0] += float(d["points"])
+            sums[col][1] += float(d["max_points"])
+    return {"core": tuple(sums["core"]), "star": tuple(sums["★"]), "free_text": tuple(sums["free text"])}

@@ -73,9 +73,13 @@ def tile_partials(q, k, v, allowed, scale: float):
     """
     s = scores(q, k, scale)  # (..., r, c)
     m, l = exp_shifted(s, allowed)
-    out = weigh_values(s, v, allowed)  # (..., r, dv)
-    out /= np.where(l > 0, l, 1)  # in place: empty rows (l == 0, out == 0) stay 0
-    m, l = m[..., 0], l[..., 0]
+    return finish_partials(weigh_values(s, v, allowed), m[..., 0], l[..., 0])
+
+
+def finish_partials(out, m, l):
+    """Partials from unnormalised out (..., r, dv) and row max m, row sum l (..., r): out / l in place (empty rows,
+    l == 0 and out == 0, stay 0), m -inf where nothing was allowed."""
+    out /= np.where(l > 0, l, 1)[..., None]
     return out, np.where(l > 0, m, -np.inf), l
 
 

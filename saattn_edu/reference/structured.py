@@ -14,7 +14,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..patterns.rows import filter_pairs
-from ._softmax import exp_shifted, scores, tile_partials, weigh_values
+from ._softmax import exp_shifted, finish_partials, scores, tile_partials, weigh_values
 from .pieces import Band, Classes, KeyRanges, Pairs, Tiles
 from .sparse import _CHUNK_ELEMENTS, _for_each_chunk, _padded_rows, band_block_size
 
@@ -213,9 +213,7 @@ def _class_block(q3, k3, v3, piece: Classes, scale, r, step, queries, keys):
     out = np.matmul(s, vv)  # (B, bq, dv)
     if not np.isfinite(out).all():  # a non-finite value row: keep it from the rows that may not see it
         out = weigh_values(s, vv, allowed_in(c0, c1))
-    out /= np.where(l > 0, l, 1)
-    m, l = m[..., 0], l[..., 0]
-    return out, np.where(l > 0, m, -np.inf), l
+    return finish_partials(out, m[..., 0], l[..., 0])
 
 
 @functools.lru_cache(maxsize=64)
@@ -328,6 +326,4 @@ def _gather_block(q3, k3, v3, csr, rows, width, exact, scale):
     s -= m[:, None]
     np.exp(s, out=s)
     l = s.sum(axis=1)  # (B, R)
-    o = np.einsum("bwr,bwrd->brd", s, vb)  # (B, R, dv)
-    o /= np.where(l > 0, l, 1)[..., None]
-    return o, np.where(l > 0, m, -np.inf), l
+    return finish_partials(np.einsum("bwr,bwrd->brd", s, vb), m, l)  # o (B, R, dv)
